@@ -71,7 +71,7 @@ build_image() {
   mirror=${DEBIAN_MIRROR:-$(host_mirror)}
   rootfs=$(mktemp -d "${TMPDIR:-/tmp}/lernmanager-rootfs-$suite.XXXXXX")
   # shellcheck disable=SC2064  # expand now: the trap must remove this very directory
-  trap "rm -rf '$rootfs'" RETURN
+  trap "rm -rf '$rootfs' '$rootfs.log'" EXIT
   say "building $image: debootstrap $suite from $mirror (about a minute)"
   debootstrap --variant=minbase --include="$IMAGE_PACKAGES" "$suite" "$rootfs" "$mirror" \
     >"$rootfs.log" 2>&1 || { tail -n 20 "$rootfs.log" >&2; die "debootstrap $suite failed (log above)"; }
@@ -85,6 +85,8 @@ build_image() {
   tar -C "$rootfs" -c . | docker import \
     -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
     - "$image" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
   say "image $image built"
 }
 

@@ -1,0 +1,80 @@
+"""Bad variables are refused before any change, with a message naming the variable.
+
+The playbook below runs on the controller alone: first the role's own argument specs
+(`validate_argument_spec` with meta/argument_specs.yml, exactly what the role runs first), then
+the role's cross-field checks (tasks/validate_inputs.yml). Nothing touches a host.
+"""
+
+import json
+
+import pytest
+
+from helpers import ROLE, run_ansible
+
+PLAYBOOK = f"""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - {ROLE}/defaults/main.yml
+    - {ROLE}/vars/main.yml
+  tasks:
+    - name: Validate against the argument specs
+      ansible.builtin.validate_argument_spec:
+        argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
+    - name: Run the cross-field checks
+      ansible.builtin.include_tasks: {ROLE}/tasks/validate_inputs.yml
+"""
+
+GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app"}
+
+BAD_INPUTS = [
+    # (id, extra variables, a word the error must contain)
+    ("port-not-a-number", {"lernmanager_listen_port": "eighty"}, "lernmanager_listen_port"),
+    ("port-privileged", {"lernmanager_listen_port": 80}, "lernmanager_listen_port"),
+    ("port-out-of-range", {"lernmanager_listen_port": 70000}, "lernmanager_listen_port"),
+    ("unknown-source", {"lernmanager_source": "ftp"}, "lernmanager_source"),
+    ("path-source-without-path", {"lernmanager_source_path": ""}, "lernmanager_source_path"),
+    ("path-source-relative", {"lernmanager_source_path": "app"}, "lernmanager_source_path"),
+    ("archive-without-checksum", {"lernmanager_source": "archive", "lernmanager_archive_src": "/x.tgz"},
+     "lernmanager_archive_checksum"),
+    ("archive-bad-checksum-format", {"lernmanager_source": "archive", "lernmanager_archive_src": "/x.tgz",
+                                     "lernmanager_archive_checksum": "md5:abc"}, "lernmanager_archive_checksum"),
+    ("keep-one-release", {"lernmanager_keep_releases": 1}, "lernmanager_keep_releases"),
+    ("env-not-a-dict", {"lernmanager_env": ["SCHOOL_NAME=x"]}, "lernmanager_env"),
+    ("env-sets-secret-key", {"lernmanager_env": {"SECRET_KEY": "x"}}, "lernmanager_secret_key"),
+    ("env-bad-key", {"lernmanager_env": {"SCHOOL NAME": "x"}}, "lernmanager_env"),
+    ("short-secret", {"lernmanager_secret_key": "tooshort"}, "lernmanager_secret_key"),
+    ("relative-root", {"lernmanager_root": "opt/lm"}, "lernmanager_root"),
+    ("system-root", {"lernmanager_root": "/usr"}, "lernmanager_root"),
+    ("root-user", {"lernmanager_user": "root"}, "lernmanager_user"),
+    ("workers-not-int", {"lernmanager_gunicorn_workers": "many"}, "lernmanager_gunicorn_workers"),
+    ("tiny-timeout", {"lernmanager_gunicorn_timeout": 1}, "lernmanager_gunicorn_timeout"),
+    ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
+]
+
+
+def run_validation(tmp_path, variables):
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(PLAYBOOK)
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({**GOOD, **variables}))
+    return run_ansible("ansible-playbook", "-i", "localhost,", str(playbook), "-e", f"@{extra}")
+
+
+def test_good_input_passes(tmp_path):
+    result = run_validation(tmp_path, {})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("variables,word", [(v, w) for _, v, w in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
+def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
+    result = run_validation(tmp_path, variables)
+    assert result.returncode != 0
+    assert word in result.stdout + result.stderr
+
+
+def test_secret_is_not_shown_when_refused(tmp_path):
+    result = run_validation(tmp_path, {"lernmanager_secret_key": "hunter2-do-not-print"})
+    assert result.returncode != 0
+    assert "hunter2-do-not-print" not in result.stdout + result.stderr
