@@ -59,3 +59,22 @@ def test_prefix_is_read_only_for_the_service(host):
     assert (d.user, d.group, d.mode) == ("root", "root", 0o755)
     assert host.check_output("find %s -type f -not -user root | wc -l", PREFIX) == "0"
     assert int(host.check_output("find %s -name '*.pyc' | wc -l", PREFIX)) > 1000
+
+
+PYC_VALID = (
+    "import importlib.util, os, sys; s = sys.argv[1]; c = importlib.util.cache_from_source(s); "
+    "h = open(c, 'rb').read(16); st = os.stat(s); "
+    "sys.exit(0 if int.from_bytes(h[8:12], 'little') == int(st.st_mtime) & 0xFFFFFFFF else 1)"
+)
+
+
+def test_package_upgrades_recompile_stale_stdlib_bytecode(host):
+    """The apt hook closes the hole left by an upgrade of python3 between two deploys."""
+    source = host.check_output("python3 -c 'import json; print(json.__file__)'")
+    check = f"PYTHONPYCACHEPREFIX={PREFIX} python3 -c \"{PYC_VALID}\" {source}"
+    assert host.run(check).rc == 0
+    host.run("touch %s", source)  # what an upgrade of the python3 package does to the stdlib
+    assert host.run(check).rc == 1, "the bytecode should now be stale"
+    reinstall = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall sqlite3")
+    assert reinstall.rc == 0, reinstall.stderr
+    assert host.run(check).rc == 0, "the apt hook should have recompiled it"
