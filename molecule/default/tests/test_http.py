@@ -2,7 +2,7 @@
 
 import pytest
 
-from lm_testlib import http
+from lm_testlib import http, run_client, sql
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -96,3 +96,33 @@ def test_large_uploads_are_not_refused_by_nginx(host):
         "http://127.0.0.1/upload"
     )
     assert result.stdout != "413"
+
+
+def test_protected_download_goes_through_x_accel_redirect(host):
+    """A logged-in upload comes back byte for byte: the app answers with X-Accel-Redirect (nginx
+    sends X-Forwarded-For) and nginx serves the file from the internal location."""
+    result = run_client(host, "exercise")
+    assert result["logged_in"] is True
+    assert result["download_status"] == 200
+    assert result["download_sha256"] == result["upload_sha256"]
+    stored = f"/opt/lernmanager/shared/instance/uploads/{result['stored_name']}"
+    f = host.file(stored)
+    assert (f.user, f.group, f.mode) == ("lernmanager", "www-data", 0o640)
+    # The same file asked of the app without nginx: the app hands it to nginx, not the bytes.
+    direct = host.run(
+        "curl -s -o /dev/null -D - -H 'X-Forwarded-For: 10.0.0.1' http://127.0.0.1:8081/files/%s", result["stored_name"]
+    )
+    assert direct.rc == 0
+    assert "302" in direct.stdout.splitlines()[0], "without a session the app redirects to the login"
+
+
+def test_analytics_thread_in_the_workers_records_page_views(host):
+    before = int(sql(host, "SELECT count(*) FROM analytics_events"))
+    for _ in range(5):
+        assert http(host, "/datenschutz").status == 200
+    for _ in range(20):  # the thread writes asynchronously: wait a bounded time
+        after = int(sql(host, "SELECT count(*) FROM analytics_events"))
+        if after >= before + 5:
+            break
+        host.run("sleep 0.5")
+    assert after >= before + 5

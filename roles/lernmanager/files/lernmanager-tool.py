@@ -17,9 +17,12 @@ import importlib.util
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import time
 
 # Stdlib parts a web app never imports (about 90 % of the stdlib's files): skipped.
 STDLIB_SKIP = {
@@ -221,30 +224,238 @@ def cmd_init_db(args):
     emit(changed=not existed, database=database, created=not existed)
 
 
-def cmd_migrate(args):
-    """Upstream's protocol: run every migrate/migrate_*.py not yet in data/migrations_done.txt."""
-    migrate_dir = os.path.join(args.release, "migrate")
-    done_file = os.path.join(args.release, "data", "migrations_done.txt")
+def pending_migrations(release, done_file):
+    migrate_dir = os.path.join(release, "migrate")
     done = set()
     if os.path.exists(done_file):
         done = {line.strip() for line in open(done_file, encoding="utf-8") if line.strip()}
     scripts = sorted(name for name in os.listdir(migrate_dir)
                      if name.startswith("migrate_") and name.endswith(".py")) if os.path.isdir(migrate_dir) else []
-    pending = [name for name in scripts if name not in done]
-    if args.list:
-        emit(changed=False, pending=pending)
-        return
+    return [name for name in scripts if name not in done]
+
+
+def run_migrations(release, env, user=None):
+    """Upstream's protocol: run each pending migrate/migrate_*.py in order, record it on success.
+
+    Returns (ran, failed_name, stderr)."""
+    done_file = os.path.join(release, "data", "migrations_done.txt")
     ran = []
-    for name in pending:
-        result = subprocess.run([sys.executable, os.path.join("migrate", name)], cwd=args.release,
-                                env=app_environment(args), capture_output=True, text=True)
+    for name in pending_migrations(release, done_file):
+        result = subprocess.run([sys.executable, os.path.join("migrate", name)], cwd=release, env=env,
+                                capture_output=True, text=True, user=user, group=user and group_of(user),
+                                extra_groups=[] if user else None)
         if result.returncode != 0:
-            emit(changed=bool(ran), ran=ran, failed=name, stderr=result.stderr[-4000:])
-            sys.exit(1)
+            return ran, name, (result.stdout + result.stderr)[-4000:]
         with open(done_file, "a", encoding="utf-8") as handle:
             handle.write(name + "\n")
+        if user:
+            shutil.chown(done_file, user, group_of(user))
         ran.append(name)
-    emit(changed=bool(ran), ran=ran)
+    return ran, None, ""
+
+
+def cmd_migrate(args):
+    if args.list:
+        done_file = os.path.join(args.release, "data", "migrations_done.txt")
+        emit(changed=False, pending=pending_migrations(args.release, done_file))
+        return
+    ran, failed, stderr = run_migrations(args.release, app_environment(args))
+    emit(changed=bool(ran), ran=ran, failed=failed, stderr=stderr)
+    if failed:
+        sys.exit(1)
+
+
+# --- backups ------------------------------------------------------------------------------------
+# The live database is in WAL mode: a plain copy can miss committed rows. SQLite's online backup
+# API copies a consistent snapshot. It runs as the service user (root would leave root-owned
+# -wal/-shm files and the service would fail with "readonly database"); root then checks the copy
+# read-only (immutable: no -wal/-shm made) and moves it into the root-only backups directory.
+
+def group_of(user):
+    import grp
+    import pwd
+
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
+def as_user(user, func, *args):
+    """Run func(*args) in a child process with the user's uid/gid; raise if it fails."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            func(*args)
+            code = 0
+        except BaseException as error:  # the child must never return into the parent's code
+            print(f"{func.__name__}: {error}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{func.__name__} as {user} failed")
+
+
+def sqlite_snapshot(database, target):
+    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    with copy:
+        source.backup(copy)
+    copy.close()
+    source.close()
+
+
+def integrity_check(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    finally:
+        db.close()
+    return result, tables
+
+
+def backup_files(dest_dir):
+    """Backups, newest first: <UTC time>_<label>.db, each with its .migrations_done.txt."""
+    names = [n for n in os.listdir(dest_dir) if n.endswith(".db")] if os.path.isdir(dest_dir) else []
+    return sorted(names, reverse=True)
+
+
+def cmd_backup(args):
+    if not os.path.exists(args.database):
+        emit(changed=False, backup=None, reason="no database yet")
+        return
+    data_dir = os.path.dirname(args.database)
+    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "_" + args.label
+    temp = os.path.join(data_dir, f".backup-{name}.tmp")
+    as_user(args.user, sqlite_snapshot, args.database, temp)
+    try:
+        result, tables = integrity_check(temp)
+        if result != "ok":
+            sys.exit(f"integrity_check of the backup failed: {result}")
+        os.makedirs(args.dest_dir, mode=0o700, exist_ok=True)
+        backup = os.path.join(args.dest_dir, name + ".db")
+        shutil.move(temp, backup)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    os.chown(backup, 0, 0)
+    os.chmod(backup, 0o600)
+    # The backup is the database *and* its migration record: a restored pre-migration database
+    # must not stay marked as migrated. "absent" is recorded as a missing companion file.
+    done_file = os.path.join(data_dir, "migrations_done.txt")
+    if os.path.exists(done_file):
+        shutil.copyfile(done_file, backup[:-3] + ".migrations_done.txt")
+        os.chmod(backup[:-3] + ".migrations_done.txt", 0o600)
+    removed = []
+    for old in backup_files(args.dest_dir)[args.keep:]:
+        for path in (old, old[:-3] + ".migrations_done.txt"):
+            if os.path.exists(os.path.join(args.dest_dir, path)):
+                os.unlink(os.path.join(args.dest_dir, path))
+        removed.append(old)
+    emit(changed=True, backup=backup, integrity=result, tables=tables, removed=removed)
+
+
+def cmd_restore(args):
+    """Put a backup back (the service must be stopped): database, migration record, no stale WAL."""
+    result, _ = integrity_check(args.backup)
+    if result != "ok":
+        sys.exit(f"{args.backup}: integrity_check failed ({result}); nothing was restored")
+    data_dir = os.path.dirname(args.database)
+    group = group_of(args.user)
+    temp = os.path.join(data_dir, ".restore.tmp")
+    shutil.copyfile(args.backup, temp)
+    shutil.chown(temp, args.user, group)
+    os.chmod(temp, 0o640)
+    for suffix in ("-wal", "-shm", "-journal"):
+        if os.path.exists(args.database + suffix):
+            os.unlink(args.database + suffix)
+    os.replace(temp, args.database)
+    done_backup = args.backup[:-3] + ".migrations_done.txt"
+    done_file = os.path.join(data_dir, "migrations_done.txt")
+    if os.path.exists(done_backup):
+        shutil.copyfile(done_backup, done_file + ".tmp")
+        shutil.chown(done_file + ".tmp", args.user, group)
+        os.chmod(done_file + ".tmp", 0o640)
+        os.replace(done_file + ".tmp", done_file)
+    elif os.path.exists(done_file):
+        os.unlink(done_file)
+    emit(changed=True, restored=args.backup, database=args.database)
+
+
+def cmd_trial_migrate(args):
+    """Run the pending migrations on a copy of a backup first: a failing one never touches live data.
+
+    The trial runs in a copy of the release (not links: an app that resolves its own path with
+    realpath must still find the trial's data/, not the live one) whose data/ holds the snapshot."""
+    done_file = os.path.join(args.release, "data", "migrations_done.txt")
+    pending = pending_migrations(args.release, done_file)
+    if not pending:
+        emit(changed=False, pending=[])
+        return
+    group = group_of(args.user)
+    work = tempfile.mkdtemp(prefix=".trial-", dir=args.work_dir)
+    try:
+        app = os.path.join(work, "app")
+        shutil.copytree(args.release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
+        for sub in ("data", "instance/uploads", "instance/tmp"):
+            os.makedirs(os.path.join(app, sub))
+        shutil.copyfile(args.backup, os.path.join(app, "data", args.database_name))
+        if os.path.exists(args.backup[:-3] + ".migrations_done.txt"):
+            shutil.copyfile(args.backup[:-3] + ".migrations_done.txt", os.path.join(app, "data", "migrations_done.txt"))
+        for root, dirs, files in os.walk(work):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), *user_ids(args.user))
+        os.chown(work, *user_ids(args.user))
+        env = app_environment(args)
+        env["PYTHONPATH"] = app
+        env["TMPDIR"] = os.path.join(app, "instance", "tmp")
+        ran, failed, stderr = run_migrations(app, env, user=args.user)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    emit(changed=False, pending=pending, ran=ran, failed=failed, stderr=stderr)
+    if failed:
+        sys.exit(f"migration {failed} failed on a copy of the database; the live database was not touched")
+
+
+def user_ids(user):
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+def link_name(path):
+    return os.path.basename(os.readlink(path)) if os.path.islink(path) else None
+
+
+def cmd_cleanup(args):
+    """Keep the newest releases (never the live or previous one), drop venvs no release uses, and
+    the bytecode of both under the prefix."""
+    releases_dir = os.path.join(args.root, "releases")
+    venvs_dir = os.path.join(args.root, "venvs")
+    protected = {link_name(os.path.join(args.root, "current")), link_name(os.path.join(args.root, "previous"))}
+    releases = sorted((n for n in os.listdir(releases_dir) if not n.startswith(".")),
+                      key=lambda n: os.stat(os.path.join(releases_dir, n)).st_mtime, reverse=True)
+    keep = set(releases[:args.keep]) | (protected - {None})
+    removed = [n for n in releases if n not in keep]
+    used_venvs = {os.path.realpath(os.path.join(releases_dir, n, ".venv")) for n in keep}
+    stale_venvs = [os.path.join(venvs_dir, n) for n in sorted(os.listdir(venvs_dir))
+                   if os.path.join(venvs_dir, n) not in used_venvs] if os.path.isdir(venvs_dir) else []
+    if not args.dry_run:
+        for path in [os.path.join(releases_dir, n) for n in removed] + stale_venvs:
+            shutil.rmtree(path)
+            # The prefix mirrors source paths: prefix + /opt/lernmanager/releases/<id>/...
+            shutil.rmtree(args.prefix + path, ignore_errors=True)
+    emit(changed=bool(removed or stale_venvs), removed_releases=removed,
+         removed_venvs=[os.path.basename(v) for v in stale_venvs], kept=sorted(keep))
 
 
 def main():
@@ -270,17 +481,42 @@ def main():
     p = sub.add_parser("memory-limit", help="cgroup memory limit in MiB")
     p.set_defaults(func=cmd_memory_limit)
 
-    for name, func in (("init-db", cmd_init_db), ("migrate", cmd_migrate)):
+    for name, func in (("init-db", cmd_init_db), ("migrate", cmd_migrate), ("trial-migrate", cmd_trial_migrate)):
         p = sub.add_parser(name)
         p.add_argument("--release", required=True)
         p.add_argument("--env-file", required=True)
         p.set_defaults(func=func)
-        if name == "init-db":
-            p.add_argument("--module", default="app")
-            p.add_argument("--init-function", default="init_app")
-            p.add_argument("--database", default="mbi_tracker.db")
-        else:
-            p.add_argument("--list", action="store_true", help="only list the pending migrations")
+    p = sub.choices["init-db"]
+    p.add_argument("--module", default="app")
+    p.add_argument("--init-function", default="init_app")
+    p.add_argument("--database", default="mbi_tracker.db")
+    sub.choices["migrate"].add_argument("--list", action="store_true", help="only list the pending migrations")
+    p = sub.choices["trial-migrate"]
+    p.add_argument("--backup", required=True, help="the backup to run the migrations on (a copy of it)")
+    p.add_argument("--user", required=True)
+    p.add_argument("--work-dir", required=True)
+    p.add_argument("--database-name", default="mbi_tracker.db")
+
+    p = sub.add_parser("backup", help="WAL-safe, integrity-checked backup of the database")
+    p.add_argument("--database", required=True)
+    p.add_argument("--dest-dir", required=True)
+    p.add_argument("--label", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--keep", type=int, default=10)
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="put a backup back (service stopped)")
+    p.add_argument("--backup", required=True)
+    p.add_argument("--database", required=True)
+    p.add_argument("--user", required=True)
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("cleanup", help="remove old releases, unused venvs and their bytecode")
+    p.add_argument("--root", required=True)
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--keep", type=int, required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_cleanup)
 
     args = parser.parse_args()
     args.func(args)
