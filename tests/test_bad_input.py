@@ -50,6 +50,9 @@ BAD_INPUTS = [
     ("root-user", {"lernmanager_user": "root"}, "lernmanager_user"),
     ("workers-not-int", {"lernmanager_gunicorn_workers": "many"}, "lernmanager_gunicorn_workers"),
     ("tiny-timeout", {"lernmanager_gunicorn_timeout": 1}, "lernmanager_gunicorn_timeout"),
+    ("keep-no-backup", {"lernmanager_keep_backups": 0}, "lernmanager_keep_backups"),
+    ("rollback-to-a-path", {"lernmanager_rollback_to": "../../etc"}, "lernmanager_rollback_to"),
+    ("restore-db-not-bool", {"lernmanager_rollback_restore_db": "maybe"}, "lernmanager_rollback_restore_db"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
 ]
 

@@ -1,5 +1,7 @@
 """Real HTTP through nginx, from inside each container."""
 
+import gzip
+
 import pytest
 
 from lm_testlib import http, run_client, sql
@@ -46,6 +48,7 @@ def test_static_files_are_precompressed_gzip(host, path):
     assert gz.header("content-encoding") == "gzip"
     assert gz.header("vary") == "Accept-Encoding"
     assert int(gz.header("content-length")) <= 0.25 * int(plain.header("content-length"))
+    assert gzip.decompress(gz.raw) == plain.raw, "the .gz copy holds the same file"
     # gzip_static sends the file as it is on disk: a Content-Length, not chunked on-the-fly output.
     assert gz.header("transfer-encoding") is None
 

@@ -4,6 +4,7 @@ All HTTP goes to 127.0.0.1 *inside* the container, through nginx, with the Host 
 deployed site: no test traffic leaves the container.
 """
 
+import base64
 import json
 import os
 import re
@@ -20,10 +21,11 @@ REPO = os.path.dirname(os.path.dirname(RESOURCES))
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, raw=b""):
         self.status = status
         self.headers = headers  # list of (lower-case name, value): repeated headers stay visible
         self.body = body
+        self.raw = raw
 
     def header(self, name):
         values = self.all(name)
@@ -51,8 +53,9 @@ def http(host, path, headers=None, method="GET", port=80, host_header=SERVER_NAM
             break
         name, _, value = line.partition(":")
         headers_out.append((name.strip().lower(), value.strip()))
-    body = host.run("cat /tmp/lm-body").stdout
-    return Response(status, headers_out, body)
+    # base64: a gzip or brotli body is not text, and testinfra decodes command output as text.
+    raw = base64.b64decode(host.check_output("base64 -w0 /tmp/lm-body"))
+    return Response(status, headers_out, raw.decode("utf-8", "replace"), raw)
 
 
 def _quote(arg):
@@ -66,12 +69,17 @@ def sql(host, query):
     return result.stdout.strip()
 
 
+def put_script(host, name):
+    """Copy files/<name> into the container's /tmp; returns its path there."""
+    with open(os.path.join(RESOURCES, "files", name), encoding="utf-8") as handle:
+        script = handle.read()
+    host.run("cat > /tmp/%s <<'LM_EOF'\n%s\nLM_EOF" % (name, script))
+    return f"/tmp/{name}"
+
+
 def run_client(host, *args):
     """Run files/lm_client.py (login, upload, download as a browser would) inside the container."""
-    with open(os.path.join(RESOURCES, "files", "lm_client.py"), encoding="utf-8") as handle:
-        script = handle.read()
-    host.run("cat > /tmp/lm_client.py <<'LM_EOF'\n%s\nLM_EOF" % script)
-    result = host.run("python3 /tmp/lm_client.py " + " ".join(_quote(a) for a in args))
+    result = host.run("python3 %s " % put_script(host, "lm_client.py") + " ".join(_quote(a) for a in args))
     assert result.rc == 0, f"client failed: {result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
 
@@ -82,14 +90,41 @@ def env_value(host, key):
     return match.group(1) if match else None
 
 
-def converge(extra_vars=None):
-    """Run the scenario's converge playbook again from the controller (same inventory as Molecule)."""
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-           os.path.join(RESOURCES, "converge.yml")]
+def playbook(path, extra_vars=None):
+    """Run a playbook from the controller against the scenario's hosts (Molecule's inventory)."""
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path]
     for key, value in (extra_vars or {}).items():
         cmd += ["-e", f"{key}={value}"]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    # JSON results: one line per message, so tests can look for phrases without line wrapping.
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+
+
+def converge(extra_vars=None):
+    """Run the scenario's converge playbook again (the stand-in app, version from extra_vars)."""
+    return playbook(os.path.join(RESOURCES, "converge.yml"), extra_vars)
+
+
+def rollback(extra_vars=None):
+    """Run the collection's playbooks/rollback.yml with the scenario's site name."""
+    return playbook(os.path.join(REPO, "playbooks", "rollback.yml"),
+                    {"lernmanager_server_name": SERVER_NAME, **(extra_vars or {})})
+
+
+def release_of(host):
+    return host.check_output(f"readlink {ROOT}/current").rsplit("/", 1)[-1]
+
+
+def db_state(host):
+    """Row counts of every table but analytics_events (it grows with every request, health checks
+    included) and a checksum of their dump: equal states mean equal data."""
+    tables = sql(host, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                       "AND name != 'analytics_events' ORDER BY name").split()
+    counts = {t: int(sql(host, f"SELECT count(*) FROM {t}")) for t in tables}
+    dump = host.run("runuser -u lernmanager -- sqlite3 %s %s | sha256sum", DATABASE,
+                    " ".join(f".dump {t}" for t in tables))
+    assert dump.rc == 0, dump.stderr
+    return counts, dump.stdout.split()[0]
 
 
 def recap_changed(output):

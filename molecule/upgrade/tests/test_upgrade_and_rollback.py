@@ -1,0 +1,104 @@
+"""v1 with data made through the app → v2 (with a migration) → rollback.yml → restore on demand.
+
+The tests run in file order and share one module fixture per step: each step is one playbook run.
+"""
+
+import pytest
+
+from lm_testlib import (DATABASE, ROOT, converge, db_state, http, release_of, rollback, run_client,
+                        sql)
+
+BACKUPS = f"{ROOT}/shared/backups"
+
+
+def columns(host, table):
+    return sql(host, f"SELECT group_concat(name) FROM pragma_table_info('{table}')").split(",")
+
+
+@pytest.fixture(scope="module")
+def upgraded(host):
+    """Data made through the app on v1 (login, page views, an upload), then a deploy of v2."""
+    client = run_client(host, "exercise")
+    assert client["logged_in"] and client["download_sha256"] == client["upload_sha256"]
+    before = {"release": release_of(host), "state": db_state(host), "client": client}
+    run = converge({"lernmanager_standin_version": "v2"})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return before
+
+
+def test_v2_serves_with_the_data_migrated(host, upgraded):
+    assert release_of(host) != upgraded["release"]
+    assert 'name="standin-version" content="2"' in http(host, "/login").body
+    assert "color" in columns(host, "classes"), "migration 002 ran"
+    done = host.file(f"{ROOT}/shared/data/migrations_done.txt").content_string.split()
+    assert done == ["migrate_001_add_admin_created_at.py", "migrate_002_add_class_color.py"]
+    counts, _ = db_state(host)
+    before_counts, _ = upgraded["state"]
+    assert counts == before_counts, "no row lost or added by the upgrade"
+
+
+def test_upload_made_on_v1_is_still_served(host, upgraded):
+    stored = upgraded["client"]["stored_name"]
+    f = host.file(f"{ROOT}/shared/instance/uploads/{stored}")
+    assert f.exists and f.sha256sum == upgraded["client"]["upload_sha256"]
+
+
+def test_backup_of_the_pre_migration_database(host, upgraded):
+    name = f"_{upgraded['release']}_to_{release_of(host)}.db"
+    backups = host.check_output("ls %s", BACKUPS).split()
+    matching = [b for b in backups if b.endswith(name)]
+    assert len(matching) == 1, backups
+    backup = f"{BACKUPS}/{matching[0]}"
+    f = host.file(backup)
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    check = ("import sqlite3, sys; db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro&immutable=1', uri=True); "
+             "print(db.execute('PRAGMA integrity_check').fetchone()[0], "
+             "'color' in [r[1] for r in db.execute('PRAGMA table_info(classes)')])")
+    assert host.check_output("python3 -c %s %s", check, backup) == "ok False", "intact, taken before migration 002"
+    done = host.file(backup[:-3] + ".migrations_done.txt").content_string.split()
+    assert done == ["migrate_001_add_admin_created_at.py"]
+
+
+@pytest.fixture(scope="module")
+def rolled_back(host, upgraded):
+    v2 = release_of(host)
+    run = rollback()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return v2
+
+
+def test_rollback_returns_to_v1_and_keeps_the_database(host, upgraded, rolled_back):
+    assert release_of(host) == upgraded["release"]
+    assert host.check_output(f"readlink {ROOT}/previous").endswith(rolled_back)
+    assert 'name="standin-version" content="1"' in http(host, "/login").body
+    # Without lernmanager_rollback_restore_db the data stays as v2 left it (v1 copes with it).
+    assert "color" in columns(host, "classes")
+    assert run_client(host, "exercise")["logged_in"]
+
+
+def test_rollback_to_an_unknown_release_changes_nothing(host, rolled_back):
+    before = release_of(host)
+    run = rollback({"lernmanager_rollback_to": "p-0123456789abcdef"})
+    assert run.returncode != 0
+    assert "release p-0123456789abcdef does not exist" in run.stdout
+    assert release_of(host) == before
+
+
+def test_rollback_restores_the_database_only_when_asked(host, upgraded, rolled_back):
+    run = rollback({"lernmanager_rollback_to": upgraded["release"], "lernmanager_rollback_restore_db": "true"})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "color" not in columns(host, "classes"), "the pre-migration backup is back"
+    done = host.file(f"{ROOT}/shared/data/migrations_done.txt")
+    assert done.content_string.split() == ["migrate_001_add_admin_created_at.py"]
+    assert (done.user, done.mode) == ("lernmanager", 0o640)
+    db = host.file(DATABASE)
+    assert (db.user, db.group) == ("lernmanager", "lernmanager")
+    assert http(host, "/login").status == 200
+    assert run_client(host, "exercise")["logged_in"], "the service can write to the restored database"
+
+
+def test_deploying_v2_again_migrates_again(host, rolled_back):
+    run = converge({"lernmanager_standin_version": "v2"})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert release_of(host) == rolled_back
+    assert "color" in columns(host, "classes")
