@@ -80,7 +80,7 @@ def test_rollback_to_an_unknown_release_changes_nothing(host, rolled_back):
     before = release_of(host)
     run = rollback({"lernmanager_rollback_to": "p-0123456789abcdef"})
     assert run.returncode != 0
-    assert "release p-0123456789abcdef does not exist" in run.stdout
+    assert "release p-0123456789abcdef does not exist" in run.stdout + run.stderr
     assert release_of(host) == before
 
 
