@@ -4,12 +4,13 @@
 Standard library only: it runs inside the test containers with the system python3.
 
     python3 lm_client.py [--base http://127.0.0.1] [--host-header lernmanager.test] \
-        [--user admin] [--password admin] [--insecure] exercise
+        [--user admin] [--password admin] [--insecure] [--cookie-jar FILE] exercise|session
 
 `exercise` logs in (with the CSRF token of the login form), views pages, uploads a file of
 random bytes and downloads it again. It prints one JSON object and exits 0 whenever the server
 answered, even with unexpected statuses (the tests judge them); it exits 1 when it cannot
-reach the server.
+reach the server. `session` only asks for /dashboard with the cookies of --cookie-jar (kept
+from an earlier `exercise`): 200 means the old session is still valid (same SECRET_KEY).
 """
 
 import argparse
@@ -38,8 +39,12 @@ class NoRedirects(urllib.request.HTTPErrorProcessor):
 
 
 class Client:
-    def __init__(self, base, host_header, timeout, insecure=False):
+    def __init__(self, base, host_header, timeout, insecure=False, cookie_jar=None):
         self.base = base.rstrip("/")
+        # Session cookies are "discard" cookies: keep them anyway, a test reuses them later.
+        self.cookies = http.cookiejar.MozillaCookieJar(cookie_jar)
+        if cookie_jar and os.path.exists(cookie_jar):
+            self.cookies.load(ignore_discard=True)
         self.host_header = host_header
         self.timeout = timeout
         context = ssl.create_default_context()
@@ -48,7 +53,7 @@ class Client:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirects(),
+            urllib.request.HTTPCookieProcessor(self.cookies), NoRedirects(),
             urllib.request.HTTPSHandler(context=context))
 
     def request(self, method, path, body=None, headers=None, follow=True):
@@ -137,6 +142,11 @@ def exercise(client, user, password):
     }
 
 
+def session(client):
+    status, _, _, _ = client.request("GET", "/dashboard", follow=False)
+    return {"dashboard_status": status}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="http://127.0.0.1", help="scheme://host[:port] of the site")
@@ -145,12 +155,18 @@ def main():
     parser.add_argument("--password", default="admin")
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
-    parser.add_argument("command", choices=["exercise"])
+    parser.add_argument("--cookie-jar", help="load cookies from and save them to this file")
+    parser.add_argument("command", choices=["exercise", "session"])
     args = parser.parse_args()
 
-    client = Client(args.base, args.host_header, args.timeout, args.insecure)
+    client = Client(args.base, args.host_header, args.timeout, args.insecure, args.cookie_jar)
     try:
-        result = exercise(client, args.user, args.password)
+        if args.command == "exercise":
+            result = exercise(client, args.user, args.password)
+        else:
+            result = session(client)
+        if args.cookie_jar:
+            client.cookies.save(ignore_discard=True)
     except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as exc:
         print(f"lm_client: cannot talk to {args.base}: {exc}", file=sys.stderr)
         return 1

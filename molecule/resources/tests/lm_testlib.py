@@ -79,6 +79,7 @@ def put_script(host, name):
 
 def run_client(host, *args):
     """Run files/lm_client.py (login, upload, download as a browser would) inside the container."""
+    args = ("--host-header", SERVER_NAME) + args
     result = host.run("python3 %s " % put_script(host, "lm_client.py") + " ".join(_quote(a) for a in args))
     assert result.rc == 0, f"client failed: {result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)

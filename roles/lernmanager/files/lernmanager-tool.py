@@ -203,6 +203,11 @@ def load_env_file(path):
     return env
 
 
+def cmd_read_env(args):
+    """An env file as JSON (for adopting upstream's .env); the caller hides the output (secrets)."""
+    emit(changed=False, env=load_env_file(args.env_file) if os.path.exists(args.env_file) else {})
+
+
 def app_environment(args):
     env = dict(os.environ)
     env.update(load_env_file(args.env_file))
@@ -496,6 +501,10 @@ def main():
     p.add_argument("--user", required=True)
     p.add_argument("--work-dir", required=True)
     p.add_argument("--database-name", default="mbi_tracker.db")
+
+    p = sub.add_parser("read-env", help="an env file as JSON")
+    p.add_argument("env_file")
+    p.set_defaults(func=cmd_read_env)
 
     p = sub.add_parser("backup", help="WAL-safe, integrity-checked backup of the database")
     p.add_argument("--database", required=True)

@@ -1,0 +1,72 @@
+"""Releases from git (a tag, then another) and from an archive, and wrong sources refused before
+anything live changes, each with a message naming the variable to fix."""
+
+import os
+
+import pytest
+
+from lm_testlib import ROOT, http, playbook, release_of
+
+CONVERGE = os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")
+SOURCES = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "sources")
+
+
+def commit_of(tag):
+    with open(os.path.join(SOURCES, "lernmanager.git", "packed-refs"), encoding="ascii") as handle:
+        refs = dict(line.split()[::-1] for line in handle if not line.startswith(("#", "^")))
+    return refs[f"refs/tags/{tag}"]
+
+
+def converge(**extra):
+    return playbook(CONVERGE, extra)
+
+
+def version_served(host):
+    body = http(host, "/login").body
+    return "2" if 'name="standin-version" content="2"' in body else "1" if 'content="1"' in body else None
+
+
+def test_git_tag_v1_is_live_under_its_commit(host):
+    assert release_of(host) == "g-" + commit_of("v1")[:16]
+    assert version_served(host) == "1"
+
+
+def test_git_tag_v2_deploys_and_a_rerun_changes_nothing(host):
+    run = converge(lernmanager_git_version="v2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert release_of(host) == "g-" + commit_of("v2")[:16]
+    assert version_served(host) == "2"
+    again = converge(lernmanager_git_version="v2")
+    assert again.returncode == 0
+    assert "changed=0" in again.stdout
+
+
+WRONG = [
+    # (extra variables, words the message must contain)
+    ({"lernmanager_git_version": "v9.9-no-such-tag"}, "lernmanager_git_version"),
+    ({"lernmanager_git_repo": "file:///srv/no-such-repository.git"}, "lernmanager_git_repo"),
+    ({"lernmanager_source": "archive", "lernmanager_archive_checksum": "sha256:" + "0" * 64}, "lernmanager_archive_checksum"),
+    ({"lernmanager_source": "archive", "lernmanager_archive_src": "/nonexistent/lernmanager.tar.gz"}, "lernmanager_archive_src"),
+]
+
+
+@pytest.mark.parametrize("extra,word", WRONG, ids=["unknown-git-version", "unreachable-repo", "wrong-checksum", "missing-archive"])
+def test_wrong_source_fails_before_anything_live_changes(host, extra, word):
+    live = release_of(host)
+    releases = host.check_output(f"ls {ROOT}/releases")
+    run = converge(**extra)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert word in output and "Nothing was changed on the live release" in output, output[-3000:]
+    assert release_of(host) == live
+    assert host.check_output(f"ls {ROOT}/releases") == releases
+    assert http(host, "/login").status == 200
+
+
+def test_archive_source_deploys_v1(host):
+    run = converge(lernmanager_source="archive")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    with open(os.path.join(SOURCES, "lernmanager-v1.tar.gz.sha256"), encoding="ascii") as handle:
+        assert release_of(host) == "a-" + handle.read().strip()[:16]
+    assert version_served(host) == "1"
+    assert host.file(f"{ROOT}/current/static/css/style.css.gz").exists
