@@ -10,7 +10,7 @@ SCENARIOS ?= default upgrade failed_release zero_downtime
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help test lint unit molecule testbed demo demo-destroy build clean
+.PHONY: help test lint unit molecule testbed demo demo-destroy build clean bench
 
 help:
 	@echo "make demo       deploy the stand-in app into a local 1 CPU / 1 GB Debian container"
@@ -46,6 +46,14 @@ demo: $(BIN)/.installed testbed
 
 demo-destroy:
 	scripts/demo.sh --destroy
+
+# Performance benchmark (bench/README.md): about 25 minutes; BENCH_ARGS=--quick for a short run.
+# Its own caches and venv: other people's containers share the default apt cache (apt's lock).
+bench: $(BIN)/.installed
+	@test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	LERNMANAGER_TESTBED_CACHE=$(CURDIR)/.cache/bench-testbed scripts/testbed.sh
+	LERNMANAGER_TESTBED_CACHE=$(CURDIR)/.cache/bench-testbed bench/.venv/bin/python bench/run.py $(BENCH_ARGS)
 
 build: $(BIN)/.installed
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/

@@ -106,6 +106,7 @@ def test_protected_download_goes_through_x_accel_redirect(host):
     sends X-Forwarded-For) and nginx serves the file from the internal location."""
     result = run_client(host, "exercise")
     assert result["logged_in"] is True
+    assert result["pages"]["/report.pdf"] == 200, "reportlab makes a PDF inside the sandbox"
     assert result["download_status"] == 200
     assert result["download_sha256"] == result["upload_sha256"]
     stored = f"/opt/lernmanager/shared/instance/uploads/{result['stored_name']}"

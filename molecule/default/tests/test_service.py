@@ -43,6 +43,23 @@ def test_unit_sets_the_pycache_prefix_and_hardening(host):
     }
 
 
+def test_sandbox_exposure_is_at_most_2(host):
+    """systemd's own score of the sandbox; the HTTP tests prove the app works inside it."""
+    result = host.run("systemd-analyze security --no-pager lernmanager.service")
+    assert result.rc == 0, result.stderr
+    score = float(result.stdout.strip().splitlines()[-1].split("level for lernmanager.service:")[1].split()[0])
+    assert score <= 2.0, result.stdout
+
+
+@pytest.mark.parametrize("prop,value", [
+    ("MemoryDenyWriteExecute", "yes"), ("PrivateDevices", "yes"), ("ProtectKernelTunables", "yes"),
+    ("RestrictNamespaces", "yes"), ("CapabilityBoundingSet", ""), ("LockPersonality", "yes"),
+    ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"), ("MemoryMax", str(768 * 1024 * 1024)),
+])
+def test_sandbox_properties(host, prop, value):
+    assert host.check_output("systemctl show -P %s lernmanager.service", prop) == value
+
+
 def test_units_pass_systemd_analyze_verify(host):
     result = host.run("systemd-analyze verify /etc/systemd/system/lernmanager.socket /etc/systemd/system/lernmanager.service")
     assert result.rc == 0, result.stderr

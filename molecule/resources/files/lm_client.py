@@ -114,6 +114,8 @@ def exercise(client, user, password):
     token = csrf_token(body.decode("utf-8", "replace")) or token
     status, _, _, _ = client.request("GET", "/datenschutz")
     pages["/datenschutz"] = status
+    status, _, body, _ = client.request("GET", "/report.pdf", follow=False)
+    pages["/report.pdf"] = status if body.startswith(b"%PDF-") else -status  # negative: not a PDF
 
     content = os.urandom(UPLOAD_SIZE)
     data, content_type = multipart({"csrf_token": token}, "file", "arbeitsblatt.bin", content)
