@@ -1,1 +1,0 @@
-"""Modules of the performance harness (bench/run.py)."""
