@@ -45,6 +45,8 @@ BAD_INPUTS = [
     ("env-sets-secret-key", {"lernmanager_env": {"SECRET_KEY": "x"}}, "lernmanager_secret_key"),
     ("env-bad-key", {"lernmanager_env": {"SCHOOL NAME": "x"}}, "lernmanager_env"),
     ("short-secret", {"lernmanager_secret_key": "tooshort"}, "lernmanager_secret_key"),
+    ("short-admin-password", {"lernmanager_admin_password": "admin123"}, "lernmanager_admin_password"),
+    ("require-not-bool", {"lernmanager_require_admin_password": "sometimes"}, "lernmanager_require_admin_password"),
     ("relative-root", {"lernmanager_root": "opt/lm"}, "lernmanager_root"),
     ("system-root", {"lernmanager_root": "/usr"}, "lernmanager_root"),
     ("root-user", {"lernmanager_user": "root"}, "lernmanager_user"),
@@ -77,7 +79,8 @@ def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
     assert word in result.stdout + result.stderr
 
 
-def test_secret_is_not_shown_when_refused(tmp_path):
-    result = run_validation(tmp_path, {"lernmanager_secret_key": "hunter2-do-not-print"})
+@pytest.mark.parametrize("name", ["lernmanager_secret_key", "lernmanager_admin_password"])
+def test_secret_is_not_shown_when_refused(tmp_path, name):
+    result = run_validation(tmp_path, {name: "hunter2-x"})
     assert result.returncode != 0
-    assert "hunter2-do-not-print" not in result.stdout + result.stderr
+    assert "hunter2-x" not in result.stdout + result.stderr

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 
 import pytest
 
@@ -91,14 +92,21 @@ def env_value(host, key):
     return match.group(1) if match else None
 
 
-def playbook(path, extra_vars=None):
-    """Run a playbook from the controller against the scenario's hosts (Molecule's inventory)."""
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path]
-    for key, value in (extra_vars or {}).items():
-        cmd += ["-e", f"{key}={value}"]
+def playbook(path, extra_vars=None, verbose=False):
+    """Run a playbook from the controller against the scenario's hosts (Molecule's inventory).
+
+    Extra variables go through a JSON file, so dicts, numbers and booleans keep their types."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars or {}, handle)
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path, "-e", "@" + handle.name]
+    if verbose:
+        cmd.append("-v")
     # JSON results: one line per message, so tests can look for phrases without line wrapping.
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    finally:
+        os.unlink(handle.name)
 
 
 def converge(extra_vars=None):

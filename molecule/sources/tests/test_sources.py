@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lm_testlib import ROOT, http, playbook, release_of
+from lm_testlib import ROOT, env_value, http, playbook, release_of, run_client
 
 CONVERGE = os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")
 SOURCES = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "sources")
@@ -70,3 +70,35 @@ def test_archive_source_deploys_v1(host):
         assert release_of(host) == "a-" + handle.read().strip()[:16]
     assert version_served(host) == "1"
     assert host.file(f"{ROOT}/current/static/css/style.css.gz").exists
+
+
+ADMIN_PASSWORD = "Klassenbuch-2026-geheim"
+LLM_KEY = "sk-test-llm-key-never-shown"
+
+
+@pytest.fixture(scope="module")
+def verbose_run_with_secrets():
+    """A -v converge that sets the admin password and carries an LLM key: output to search."""
+    extra = {"lernmanager_admin_password": ADMIN_PASSWORD,
+             "lernmanager_env": {"SCHOOL_NAME": "Testschule am See", "LLM_API_KEY": LLM_KEY}}
+    first = playbook(CONVERGE, extra, verbose=True)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    second = playbook(CONVERGE, extra)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    return first, second
+
+
+def test_admin_password_replaces_the_default_once(host, verbose_run_with_secrets):
+    first, second = verbose_run_with_secrets
+    assert "changed=0" in second.stdout, "the second run finds the password already set"
+    assert not run_client(host, "exercise")["logged_in"], "admin/admin is refused"
+    assert run_client(host, "--password", ADMIN_PASSWORD, "exercise")["logged_in"]
+
+
+def test_no_secret_in_verbose_output(host, verbose_run_with_secrets):
+    first, _ = verbose_run_with_secrets
+    secret_key = env_value(host, "SECRET_KEY")
+    output = first.stdout + first.stderr
+    for secret in (ADMIN_PASSWORD, LLM_KEY, secret_key):
+        assert secret and secret not in output
+    assert env_value(host, "LLM_API_KEY") == LLM_KEY, "the key did reach the app"

@@ -259,6 +259,45 @@ def run_migrations(release, env, user=None):
     return ran, None, ""
 
 
+ADMIN_CHECK = r"""
+import json, sys
+import models
+
+request = json.load(sys.stdin)
+user, wanted = request["username"], request["password"]
+
+
+def admin_id(row):
+    return row["id"] if hasattr(row, "keys") else row[0]
+
+
+default = models.verify_admin(user, "admin")
+if not wanted:
+    state = "default" if default else "not-default"
+elif models.verify_admin(user, wanted):
+    state = "unchanged"
+elif default:
+    models.update_admin_password(admin_id(default), wanted)
+    state = "set"
+else:
+    # Changed in the web UI to something else: a person chose it, the role does not overwrite it.
+    state = "changed-by-hand"
+print(json.dumps({"state": state}))
+"""
+
+
+def cmd_admin(args):
+    """Check (and set) the admin's password with the app's own verify_admin/update_admin_password.
+
+    The password comes on stdin, never on a command line; runs as the service user."""
+    result = subprocess.run([sys.executable, "-c", ADMIN_CHECK], input=sys.stdin.read(), cwd=args.release,
+                            env=app_environment(args), capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"checking the admin password failed:\n{result.stderr[-3000:]}")
+    state = json.loads(result.stdout.strip().splitlines()[-1])["state"]
+    emit(changed=state == "set", state=state)
+
+
 def cmd_migrate(args):
     if args.list:
         done_file = os.path.join(args.release, "data", "migrations_done.txt")
@@ -486,7 +525,8 @@ def main():
     p = sub.add_parser("memory-limit", help="cgroup memory limit in MiB")
     p.set_defaults(func=cmd_memory_limit)
 
-    for name, func in (("init-db", cmd_init_db), ("migrate", cmd_migrate), ("trial-migrate", cmd_trial_migrate)):
+    for name, func in (("init-db", cmd_init_db), ("migrate", cmd_migrate), ("trial-migrate", cmd_trial_migrate),
+                       ("admin", cmd_admin)):
         p = sub.add_parser(name)
         p.add_argument("--release", required=True)
         p.add_argument("--env-file", required=True)
