@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # Every Molecule scenario CI runs (default covers Debian 12 and 13; the others Debian 12 only).
-SCENARIOS ?= default upgrade failed_release zero_downtime
+SCENARIOS ?= default upgrade failed_release zero_downtime sources adopt tls
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 

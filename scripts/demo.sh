@@ -61,10 +61,11 @@ start=$(date +%s)
 ansible-playbook -i "$BUILD/inventory.yml" playbooks/deploy.yml
 echo "demo: deploy took $(( $(date +%s) - start )) s"
 
-code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: localhost' "http://127.0.0.1:$PORT/login" || true)
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$PORT/login" || true)
 if [ "$code" = 200 ]; then
-  echo "demo: smoke test OK: GET http://127.0.0.1:$PORT/login -> 200. Open http://127.0.0.1:$PORT/ (admin/admin)."
+  echo "demo: smoke test OK: GET http://localhost:$PORT/login -> 200. Open http://localhost:$PORT/ (admin/admin)."
+  echo "demo: (nginx answers only to its server name \"localhost\": other names, like 127.0.0.1, get no answer)"
 else
-  echo "demo: smoke test FAILED: GET http://127.0.0.1:$PORT/login -> $code; see: docker exec $NAME journalctl -u lernmanager" >&2
+  echo "demo: smoke test FAILED: GET http://localhost:$PORT/login -> $code; see: docker exec $NAME journalctl -u lernmanager" >&2
   exit 1
 fi

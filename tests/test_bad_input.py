@@ -55,6 +55,16 @@ BAD_INPUTS = [
     ("keep-no-backup", {"lernmanager_keep_backups": 0}, "lernmanager_keep_backups"),
     ("rollback-to-a-path", {"lernmanager_rollback_to": "../../etc"}, "lernmanager_rollback_to"),
     ("restore-db-not-bool", {"lernmanager_rollback_restore_db": "maybe"}, "lernmanager_rollback_restore_db"),
+    ("unknown-tls-mode", {"lernmanager_tls": "letsencrypt"}, "lernmanager_tls"),
+    ("acme-without-email", {"lernmanager_tls": "acme", "lernmanager_server_name": "lm.schule.example"},
+     "lernmanager_acme_email"),
+    ("acme-without-name", {"lernmanager_tls": "acme", "lernmanager_acme_email": "it@schule.example"},
+     "lernmanager_server_name"),
+    ("provided-without-files", {"lernmanager_tls": "provided"}, "lernmanager_tls_cert_file"),
+    ("provided-missing-file", {"lernmanager_tls": "provided", "lernmanager_tls_cert_file": "/nonexistent.pem",
+                               "lernmanager_tls_key_file": "/nonexistent.key"}, "lernmanager_tls_cert_file"),
+    ("selfsigned-without-name", {"lernmanager_tls": "selfsigned"}, "lernmanager_server_name"),
+    ("negative-hsts", {"lernmanager_hsts_max_age": -1}, "lernmanager_hsts_max_age"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
 ]
 

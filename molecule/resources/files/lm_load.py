@@ -1,6 +1,8 @@
 """Requests in a loop against 127.0.0.1 through nginx while a deploy runs; stdlib only.
 
 Usage: python3 lm_load.py STOP_FILE RESULT_FILE [--clients 4] [--max-seconds 300] [--max-requests 40000]
+                          [--https]
+With --https it talks TLS to the site's name (which /etc/hosts must point at 127.0.0.1).
 Each client alternates a GET /login and a POST /upload (answered 302 by the app without a
 session: a POST that must reach gunicorn, which nginx never retries on its own). A request fails
 when the connection fails or the answer is not the app's (502/503/504 from nginx). Stops when
@@ -11,6 +13,7 @@ import argparse
 import http.client
 import json
 import os
+import ssl
 import threading
 import time
 
@@ -19,7 +22,14 @@ EXPECTED = {("GET", "/login"): {200}, ("POST", "/upload"): {302}}
 BODY = b"--lmload\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--lmload--\r\n"
 
 
-def client(stop_file, deadline, budget, results, lock):
+def connect(https):
+    if https:
+        # The tests check the certificate elsewhere; here only "answered or not" counts.
+        return http.client.HTTPSConnection(HOST_HEADER, 443, timeout=30, context=ssl._create_unverified_context())
+    return http.client.HTTPConnection("127.0.0.1", 80, timeout=30)
+
+
+def client(stop_file, deadline, budget, results, lock, https):
     latencies, failures, count = [], [], 0
     while not os.path.exists(stop_file) and time.monotonic() < deadline:
         with lock:
@@ -30,7 +40,7 @@ def client(stop_file, deadline, budget, results, lock):
         count += 1
         start = time.monotonic()
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=30)
+            conn = connect(https)
             headers = {"Host": HOST_HEADER}
             body = None
             if method == "POST":
@@ -56,10 +66,11 @@ def main():
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--max-requests", type=int, default=40000)
+    parser.add_argument("--https", action="store_true")
     args = parser.parse_args()
     results, lock, budget = {"latencies": [], "failures": []}, threading.Lock(), [args.max_requests]
     deadline = time.monotonic() + args.max_seconds
-    threads = [threading.Thread(target=client, args=(args.stop_file, deadline, budget, results, lock))
+    threads = [threading.Thread(target=client, args=(args.stop_file, deadline, budget, results, lock, args.https))
                for _ in range(args.clients)]
     started = time.monotonic()
     for thread in threads:
