@@ -65,6 +65,8 @@ BAD_INPUTS = [
                                "lernmanager_tls_key_file": "/nonexistent.key"}, "lernmanager_tls_cert_file"),
     ("selfsigned-without-name", {"lernmanager_tls": "selfsigned"}, "lernmanager_server_name"),
     ("negative-hsts", {"lernmanager_hsts_max_age": -1}, "lernmanager_hsts_max_age"),
+    ("ssh-port-zero", {"lernmanager_firewall_ssh_port": 0}, "lernmanager_firewall_ssh_port"),
+    ("extra-port-too-big", {"lernmanager_firewall_extra_tcp_ports": [8443, 70000]}, "lernmanager_firewall_extra_tcp_ports"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
 ]
 
