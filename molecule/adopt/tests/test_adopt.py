@@ -40,9 +40,10 @@ def test_upload_made_before_is_served_through_nginx(host):
 
 
 def test_upstream_settings_are_kept_and_lernmanager_env_wins(host):
-    assert env_value(host, "SCHOOL_EMAIL") == "sekretariat@alte-schule.example"  # only upstream sets it
-    assert env_value(host, "LLM_API_KEY") == "sk-upstream-test-key"
-    assert env_value(host, "SCHOOL_NAME") == "Testschule am See"  # both set it: lernmanager_env wins
+    assert env_value(host, "LLM_API_KEY") == "sk-upstream-test-key"  # only upstream's .env sets it
+    # Both set these (molecule/resources/converge.yml): lernmanager_env wins.
+    assert env_value(host, "SCHOOL_NAME") == "Testschule am See"
+    assert env_value(host, "SCHOOL_EMAIL") == "sekretariat@testschule.example"
     assert "Testschule am See" in http(host, "/datenschutz").body
 
 
