@@ -1,0 +1,1 @@
+"""Modules of the performance harness (bench/run.py)."""

@@ -1,0 +1,72 @@
+"""Load runs with wrk and response sizes with curl, both from the load container."""
+
+import json
+
+from .containers import LOAD, run
+
+HOST = "lernmanager.test"  # the role's site answers only to its server_name
+ACCEPT = "gzip, br"        # what browsers send: lets each stack pick its best encoding
+
+# name -> (path, what it stands for)
+WORKLOADS = {
+    "css": "/static/css/style.css",
+    "js": "/static/js/app.js",
+    "login": "/login",
+    "slow": "/slow",
+}
+
+
+def wrk(url, seconds, connections=30, warmup=2):
+    """One bounded wrk run (after a discarded warm-up), returned as numbers.
+
+    One wrk thread: the load container has a single core, and more threads on it would only
+    compete with each other. --timeout 5s: a request slower than that counts as failed.
+    """
+    base = ["docker", "exec", LOAD, "wrk", "-t1", f"-c{connections}", "--timeout", "5s",
+            "--latency", "-s", "/bench/report.lua", "-H", f"Host: {HOST}",
+            "-H", f"Accept-Encoding: {ACCEPT}"]
+    if warmup:
+        # Warm-up: fills connection pools, page cache and lazily imported code paths.
+        run(base + [f"-d{warmup}s", url], timeout=warmup + 60)
+    out = run(base + [f"-d{seconds}s", url], timeout=seconds + 60).stdout
+    line = next((l for l in out.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary for {url}:\n{out}")
+    raw = json.loads(line.split(" ", 1)[1])
+    seconds_run = raw["duration_us"] / 1e6
+    socket_errors = raw["err_connect"] + raw["err_read"] + raw["err_write"] + raw["err_timeout"]
+    return {
+        "url": url,
+        # The host's 1-minute load average right after the run: other people's containers share
+        # this machine, and a high value flags a run that was disturbed.
+        "host_loadavg_1m": float(open("/proc/loadavg").read().split()[0]),
+        "connections": connections,
+        "seconds": round(seconds_run, 2),
+        "requests": raw["requests"],
+        "rps": raw["requests"] / seconds_run if seconds_run else 0.0,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "failed": raw["err_status"] + socket_errors,
+        "failed_status": raw["err_status"],
+        "failed_socket": socket_errors,
+        # Headers included: what one response costs on the wire on average.
+        "wire_bytes_per_response": raw["bytes"] / raw["requests"] if raw["requests"] else 0,
+    }
+
+
+def response_size(url, accept=ACCEPT):
+    """Body bytes of one response as sent (curl does not decode without --compressed),
+    its Content-Encoding and status."""
+    argv = ["docker", "exec", LOAD, "curl", "-s", "-o", "/dev/null", "-D", "-",
+            "-w", "BENCH %{size_download} %{http_code}", "-H", f"Host: {HOST}"]
+    if accept:
+        argv += ["-H", f"Accept-Encoding: {accept}"]
+    out = run(argv + [url]).stdout
+    encoding = "identity"
+    for line in out.splitlines():
+        if line.lower().startswith("content-encoding:"):
+            encoding = line.split(":", 1)[1].strip()
+    size, status = out.rsplit("BENCH ", 1)[1].split()
+    return {"body_bytes": int(size), "status": int(status), "encoding": encoding}

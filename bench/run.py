@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Performance benchmark: upstream's stacks against the role's, on one 1 CPU / 1 GB VPS container.
+
+    make bench                     # sets up the venvs, the container engine and the images first
+    bench/.venv/bin/python bench/run.py [--quick] [--keep]
+
+In ONE run, on the SAME container and the SAME stand-in app (tests/fixtures, v1):
+  (c) the role (playbooks/deploy.yml, default variables) — deployed first, on a fresh host, so
+      its deploy times are those of a first install; then its cold start, a workers × threads
+      sweep and the recycling (max_requests) comparison, each by a redeploy with -e;
+  (d) a bare nginx server block serving the same precompressed files (the static ceiling);
+  (a) upstream as it runs today (waitress via run.py, its own unit), after (c) is stopped;
+  (b) (a) behind upstream's historical nginx site.
+Load comes from wrk in a second container on the other core, inside the VPS's network namespace.
+
+Output: a Markdown report on stdout and appended to bench/RESULTS.md, bench/out/results-<ts>.json
+and bench/out/chart-<ts>.png. The lm-bench-* containers are removed at the end, also on failure
+(unless --keep).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+import traceback
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from benchlib import containers, load, report, stacks  # noqa: E402
+from benchlib.containers import VPS, exec_sh, run  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+OUT = BENCH / "out"
+PROBE = "/root/bench-probe.py"
+PORTS = {"a": 8081, "b": 8080, "c": 80, "d": 8090}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="short runs and a small sweep, for developing the harness")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the lm-bench-* containers running for inspection")
+    parser.add_argument("--duration", type=int, help="seconds per workload (default 10)")
+    parser.add_argument("--sweep", help="workers x threads candidates, e.g. 1x8,1x16,2x8")
+    args = parser.parse_args()
+    quick = args.quick
+    args.duration = args.duration or (3 if quick else 10)
+    args.warmup = 1 if quick else 2
+    args.reps = 2 if quick else 5
+    args.recycle_s = 5 if quick else 30
+    args.recycle_rounds = 1 if quick else 2
+    sweep = args.sweep or ("1x8,2x8" if quick else "1x8,1x16,1x32,2x8,2x16")
+    args.sweep = [tuple(int(n) for n in item.split("x")) for item in sweep.split(",")]
+    return args
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.work = OUT / f"work-{self.timestamp}"
+        self.image = os.environ.get("LERNMANAGER_IMAGE_DEBIAN12", "lernmanager-testbed/debian:12-v1")
+        self.cache = os.environ.get("LERNMANAGER_TESTBED_CACHE", str(REPO / ".cache" / "bench-testbed"))
+        self.results = {"meta": {}, "stacks": {}, "deploy": {}, "sweep": [], "recycling": [],
+                        "errors": []}
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def log(self, message):
+        print(f"bench [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    def section(self, name, function, *args):
+        """Run one measurement; a failure is recorded and reported, the rest still runs."""
+        try:
+            return function(*args)
+        except Exception as exc:  # noqa: BLE001  the report must say what was not measured
+            self.log(f"FAILED: {name}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            self.results["errors"].append(f"{name}: {str(exc).splitlines()[0][:300]}")
+            return None
+
+    def url(self, stack, path):
+        return f"http://127.0.0.1:{PORTS[stack]}{path}"
+
+    def wrk(self, stack, path, seconds=None):
+        return load.wrk(self.url(stack, path), seconds or self.args.duration,
+                        warmup=self.args.warmup)
+
+    def memory(self, unit):
+        pss = json.loads(exec_sh(VPS, f"python3 {PROBE} pss {unit} nginx.service"))
+        snapshot = {
+            "app_processes": pss[unit]["processes"],
+            "app_pss_mib": pss[unit]["pss_kib"] / 1024,
+            "nginx_pss_mib": pss["nginx.service"]["pss_kib"] / 1024,
+        }
+        host = containers.container_memory()
+        if host:
+            snapshot["container_usage_mib"] = host["usage_mib"]
+            snapshot["container_working_set_mib"] = host["working_set_mib"]
+        return snapshot
+
+    def measure_workloads(self, stack, names=("css", "js", "login", "slow")):
+        results = self.results["stacks"].setdefault(stack, {"workloads": {}})["workloads"]
+        for name in names:
+            path = load.WORKLOADS[name]
+            self.log(f"({stack}) {name}: wrk {self.args.duration} s on :{PORTS[stack]}{path}")
+
+            def one():
+                entry = {"size": load.response_size(self.url(stack, path))}
+                if name in ("css", "js"):
+                    # Raw = what the same URL sends to a client that accepts no encoding.
+                    entry["raw_bytes"] = load.response_size(self.url(stack, path), accept=None)["body_bytes"]
+                entry.update(self.wrk(stack, path))
+                results[name] = entry
+            self.section(f"({stack}) {name}", one)
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def setup(self):
+        self.results["meta"] = {
+            "timestamp": self.timestamp,
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "host": containers.host_info(),
+            "image": self.image,
+            "duration_s": self.args.duration,
+            "warmup_s": self.args.warmup,
+            "connections": 30,
+            "recycle_s": self.args.recycle_s,
+            "recycle_rounds": self.args.recycle_rounds,
+            "quick": self.args.quick,
+        }
+        self.work.mkdir(parents=True, exist_ok=True)
+        src = self.work / "src"
+        self.results["meta"]["source"] = stacks.snapshot(src)
+        for version in ("v1", "v2"):
+            run([sys.executable, str(src / "tests/fixtures/build_app.py"), version,
+                 str(self.work / f"app-{version}")])
+        self.log(f"starting {containers.VPS} and {containers.LOAD} ({self.image})")
+        containers.start(self.image, self.cache, BENCH / "files")
+        self.results["meta"]["wrk"] = containers.install_wrk()
+        self.ansible = stacks.Ansible(src, self.work, self.work / "logs", self.work / "app-v1")
+        self.log("preparing the VPS (systemd up, pip trusts the test bed's CA)")
+        self.ansible.prepare()
+
+    def role_stack(self):
+        deploy = self.results["deploy"]
+        self.log("(c) fresh converge of playbooks/deploy.yml")
+        deploy["fresh"] = self.ansible.deploy("fresh")
+        self.log(f"(c) fresh converge took {deploy['fresh']['seconds']} s; no-op re-run")
+        deploy["noop"] = self.ansible.deploy("noop")
+        self.results["defaults"] = stacks.gunicorn_processes()
+        containers.copy_in(VPS, BENCH / "files" / "probe.py", PROBE)
+        stacks.add_bare_nginx()
+        containers.wait_http(self.url("c", "/login"))
+        time.sleep(3)  # let start-up work (analytics writer, first requests) settle
+        memory = self.results["stacks"].setdefault("c", {"workloads": {}}).setdefault("memory", {})
+        memory["idle"] = self.section("(c) memory idle", self.memory, "lernmanager.service")
+        self.measure_workloads("c")
+        memory["after_load"] = self.section("(c) memory after load", self.memory, "lernmanager.service")
+        self.measure_workloads("d", ("css", "js"))
+
+    def cold_start(self):
+        self.log(f"(c) cold start, {self.args.reps} restarts with and without bytecode")
+        out = exec_sh(VPS, f"python3 {PROBE} coldstart http://127.0.0.1/login lernmanager.test "
+                           f"{self.args.reps}", timeout=900)
+        self.results["cold_start"] = json.loads(out.strip().splitlines()[-1])
+
+    def sweep(self):
+        defaults = self.results.get("defaults", {})
+        for workers, threads in self.args.sweep:
+            row = {"workers": workers, "threads": threads,
+                   "is_default": (workers, threads) == (defaults.get("workers"), defaults.get("threads"))}
+            self.results["sweep"].append(row)
+
+            def one():
+                self.log(f"(c) sweep {workers}×{threads}: redeploy")
+                row["deploy"] = self.ansible.deploy(
+                    f"sweep-{workers}x{threads}", {"lernmanager_gunicorn_workers": workers,
+                                                   "lernmanager_gunicorn_threads": threads})
+                live = stacks.gunicorn_processes()
+                if (live.get("workers"), live.get("threads")) != (workers, threads):
+                    raise RuntimeError(f"gunicorn.conf.py says {live} after the redeploy")
+                containers.wait_http(self.url("c", "/login"))
+                row["login"] = self.wrk("c", "/login")
+                row["slow"] = self.wrk("c", "/slow")
+                row["pss_mib"] = self.memory("lernmanager.service")["app_pss_mib"]
+            try:
+                one()
+            except Exception as exc:  # noqa: BLE001
+                row["error"] = str(exc).splitlines()[0]
+                self.results["errors"].append(f"sweep {workers}×{threads}: {row['error'][:300]}")
+                self.log(f"FAILED: sweep {workers}×{threads}: {exc}")
+
+    def recycling(self):
+        """max_requests default vs 1000 vs 0 under sustained /login load. Rounds alternate the
+        settings (A B C A B C) and the best run of each counts: on a shared machine a burst
+        of someone else's work lowers one run, never raises it."""
+        default = self.results.get("defaults", {}).get("max_requests", 20000)
+        rows = {mr: {"max_requests": mr, "runs": []} for mr in dict.fromkeys([default, 1000, 0])}
+        self.results["recycling"] = list(rows.values())
+        for round_no in range(1, self.args.recycle_rounds + 1):
+            for max_requests, row in rows.items():
+                try:
+                    self.log(f"(c) recycling round {round_no}: max_requests={max_requests}, "
+                             f"/login {self.args.recycle_s} s")
+                    deploy = self.ansible.deploy(f"recycle-{max_requests}-{round_no}",
+                                                 {"lernmanager_gunicorn_max_requests": max_requests})
+                    containers.wait_http(self.url("c", "/login"))
+                    since = exec_sh(VPS, "date +%s").strip()
+                    login = self.wrk("c", "/login", self.args.recycle_s)
+                    # gunicorn logs one "Booting worker" per worker it starts: the recycles that
+                    # happened during the run ("Autorestarting" is logged once per late request).
+                    recycles = int(exec_sh(
+                        VPS, f"journalctl -u lernmanager --since @{since} -o cat "
+                             "| grep -c 'Booting worker' || true").strip() or 0)
+                    row["runs"].append({"deploy": deploy, "login": login, "recycles": recycles})
+                except Exception as exc:  # noqa: BLE001
+                    message = str(exc).splitlines()[0]
+                    row.setdefault("errors", []).append(message)
+                    self.results["errors"].append(f"recycling {max_requests}: {message[:300]}")
+                    self.log(f"FAILED: recycling {max_requests}: {exc}")
+        for row in rows.values():
+            if row["runs"]:
+                best = max(row["runs"], key=lambda run_: run_["login"]["rps"])
+                row["login"], row["recycles"] = best["login"], best["recycles"]
+            else:
+                row["error"] = "; ".join(row.get("errors", ["no run"]))
+
+    def code_release(self):
+        self.log("(c) back to the default variables, then a code-only release (v2)")
+        self.ansible.deploy("restore-defaults")
+        self.results["deploy"]["code_only"] = self.ansible.deploy(
+            "code-only-v2", {"lernmanager_source_path": self.work / "app-v2"})
+
+    def upstream_stacks(self):
+        self.log("(a) stopping the role's service; installing upstream's waitress stack")
+        stacks.stop_role_stack()
+        self.results["deploy"]["upstream_install_s"] = stacks.deploy_upstream(self.work / "app-v1")
+        containers.wait_http(self.url("a", "/login"))
+        time.sleep(3)
+        unit = "lernmanager-upstream.service"
+        memory = self.results["stacks"].setdefault("a", {"workloads": {}}).setdefault("memory", {})
+        memory["idle"] = self.section("(a) memory idle", self.memory, unit)
+        self.measure_workloads("a")
+        stacks.add_upstream_site()
+        containers.wait_http(self.url("b", "/login"))
+        self.measure_workloads("b")
+        memory["after_load"] = self.section("(a) memory after load", self.memory, unit)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def write_outputs(self):
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.results["targets"] = self.section("targets", report.targets, self.results) or []
+        # The raw numbers first: a bug in the rendering must not lose a 20-minute run.
+        json_path = OUT / f"results-{self.timestamp}.json"
+        json_path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
+        text = report.markdown(self.results)
+        chart_path = OUT / f"chart-{self.timestamp}.png"
+        self.section("chart", report.chart, self.results, chart_path)
+        results_md = BENCH / "RESULTS.md"
+        if not results_md.exists():
+            results_md.write_text("# Benchmark results\n\nAppended by `make bench` (bench/run.py), "
+                                  "newest last. See bench/README.md for what is measured and how.\n\n")
+        with results_md.open("a") as handle:
+            handle.write(text + "\n")
+        print(text)
+        print(f"JSON: {json_path}\nChart: {chart_path}\nAppended to: {results_md}")
+
+    def main(self):
+        try:
+            self.setup()
+            self.role_stack()
+            self.section("(c) cold start", self.cold_start)
+            self.section("(c) sizing sweep", self.sweep)
+            self.section("(c) recycling", self.recycling)
+            self.section("(c) code-only release", self.code_release)
+            self.section("(a)/(b) upstream stacks", self.upstream_stacks)
+        except BaseException as exc:
+            # A fatal failure (no VPS, the fresh converge failed, Ctrl-C): still write what was
+            # measured, so a long run is never lost.
+            self.results["errors"].append(f"run aborted: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            self.log(f"ABORTED: {exc!r}")
+            traceback.print_exc(file=sys.stderr)
+            if self.results["meta"].get("host"):
+                self.write_outputs()
+            raise
+        finally:
+            if self.args.keep:
+                self.log(f"--keep: leaving {', '.join(containers.NAMES)} running")
+            else:
+                self.log("removing the lm-bench-* containers")
+                containers.remove_all()
+        self.write_outputs()
+        return 0
+
+
+def main():
+    args = parse_args()
+    # Same as the Makefile: the repository's ansible.cfg finds the role and the collection.
+    os.chdir(REPO)
+    os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    # `kill` or CI's stop: unwind through the finally that removes the containers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return Bench(args).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
