@@ -67,6 +67,7 @@ BAD_INPUTS = [
     ("negative-hsts", {"lernmanager_hsts_max_age": -1}, "lernmanager_hsts_max_age"),
     ("ssh-port-zero", {"lernmanager_firewall_ssh_port": 0}, "lernmanager_firewall_ssh_port"),
     ("extra-port-too-big", {"lernmanager_firewall_extra_tcp_ports": [8443, 70000]}, "lernmanager_firewall_extra_tcp_ports"),
+    ("csp-with-quote", {"lernmanager_nginx_csp": 'default-src "self"'}, "lernmanager_nginx_csp"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
 ]
 
