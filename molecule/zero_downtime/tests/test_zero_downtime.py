@@ -6,6 +6,9 @@ import json
 from lm_testlib import converge, http, put_script, release_of
 
 STOP, RESULT = "/tmp/lm-load.stop", "/tmp/lm-load.json"
+# Bounds of the load (to 127.0.0.1 only): far above what one deploy needs, so the loop ends by the
+# stop file after the deploy, not by a bound in the middle of it.
+MAX_SECONDS, MAX_REQUESTS = 900, 2_000_000
 
 
 def test_redeploy_drops_no_request(host):
@@ -13,7 +16,8 @@ def test_redeploy_drops_no_request(host):
     script = put_script(host, "lm_load.py")
     host.run("rm -f %s %s", STOP, RESULT)
     # Bounded in time and count, to 127.0.0.1 only; runs in the background during the deploy.
-    host.run("nohup python3 %s %s %s --clients 4 --max-seconds 600 >/tmp/lm-load.log 2>&1 &", script, STOP, RESULT)
+    host.run("nohup python3 %s %s %s --clients 4 --max-seconds %s --max-requests %s >/tmp/lm-load.log 2>&1 &",
+             script, STOP, RESULT, MAX_SECONDS, MAX_REQUESTS)
     run = converge({"lernmanager_standin_version": "v2"})
     host.run("touch %s", STOP)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
@@ -25,5 +29,7 @@ def test_redeploy_drops_no_request(host):
     print(f"zero_downtime: {summary}")
     assert release_of(host) != before
     assert 'name="standin-version" content="2"' in http(host, "/login").body
-    assert summary["requests"] > 100, "the load really ran during the deploy"
+    assert summary["requests"] > 100
+    assert summary["requests"] < MAX_REQUESTS and summary["seconds"] < MAX_SECONDS, \
+        "the load ended by the stop file, after the deploy: it covered the restart"
     assert summary["failed"] == 0, summary["failures"]
