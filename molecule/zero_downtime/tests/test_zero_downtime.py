@@ -17,7 +17,7 @@ def test_redeploy_drops_no_request(host):
     host.run("rm -f %s %s", STOP, RESULT)
     # Bounded in time and count, to 127.0.0.1 only; runs in the background during the deploy.
     host.run("nohup python3 %s %s %s --clients 4 --max-seconds %s --max-requests %s >/tmp/lm-load.log 2>&1 &",
-             script, STOP, RESULT, MAX_SECONDS, MAX_REQUESTS)
+             script, STOP, RESULT, str(MAX_SECONDS), str(MAX_REQUESTS))
     run = converge({"lernmanager_standin_version": "v2"})
     host.run("touch %s", STOP)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
