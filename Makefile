@@ -34,10 +34,18 @@ unit: $(BIN)/.installed
 testbed:
 	scripts/testbed.sh
 
+# Each scenario's output also goes to .cache/logs/; when one fails, its failing assertions and tasks
+# are printed again at the very end, where a CI log's tail shows them.
 molecule: $(BIN)/.installed testbed
+	@mkdir -p .cache/logs
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
-	  $(BIN)/molecule test -s $$s; \
+	  if ! $(BIN)/molecule test -s $$s 2>&1 | tee .cache/logs/molecule-$$s.log; then \
+	    echo "=== molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s; why (from .cache/logs/molecule-$$s.log):"; \
+	    sed 's/\x1b\[[0-9;]*m//g' .cache/logs/molecule-$$s.log \
+	      | grep -E '^ *│? *(E  |FAILED|fatal: |failed: )|"msg": ' | cut -c1-400 | tail -n 40; \
+	    exit 1; \
+	  fi; \
 	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
