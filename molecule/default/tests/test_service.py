@@ -105,7 +105,10 @@ def test_release_layout(host):
 
 def test_sizing_fits_one_cpu_and_one_gb(host):
     conf = host.file("/etc/lernmanager/gunicorn.conf.py").content_string
-    assert 'worker_class = "gthread"' in conf
+    # gthread that starts its graceful stop at once (templates/gunicorn.conf.py.j2), and it is the one running.
+    assert "worker_class = PromptStopThreadWorker\n" in conf
+    started = host.check_output("journalctl -u lernmanager.service -b --no-pager -o cat | grep 'Using worker' | tail -n 1")
+    assert started.endswith("Using worker: PromptStopThreadWorker")
     assert "workers = 1\n" in conf
     assert "threads = 32\n" in conf
     # The master plus exactly one worker run.
