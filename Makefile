@@ -6,7 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # Every Molecule scenario CI runs (default covers Debian 12 and 13; the others Debian 12 only).
-SCENARIOS ?= default upgrade failed_release zero_downtime sources adopt tls
+# `make molecule` runs `default` (a container on each core) first, then two lanes at once: the
+# scenarios of LANE_CORE0 pin their container to core 0, those of LANE_CORE1 to core 1, each lane
+# with its own apt cache (molecule.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
+LANE_CORE0 ?= sources tls adopt
+LANE_CORE1 ?= zero_downtime failed_release upgrade
+SCENARIOS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -35,19 +40,22 @@ testbed:
 	scripts/testbed.sh
 
 # Each scenario's output also goes to .cache/logs/; when one fails, its failing assertions and tasks
-# are printed again at the very end, where a CI log's tail shows them.
+# are printed again at the very end, where a CI log's tail shows them. Each scenario's time is printed.
 molecule: $(BIN)/.installed testbed
 	@mkdir -p .cache/logs
-	@for s in $(SCENARIOS); do \
+	@if [ -n "$(SCENARIOS)" ]; then scripts/molecule_lane.sh $(SCENARIOS); else \
 	  start=$$(date +%s); \
-	  if ! $(BIN)/molecule test -s $$s 2>&1 | tee .cache/logs/molecule-$$s.log; then \
-	    echo "=== molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s; why (from .cache/logs/molecule-$$s.log):"; \
-	    sed 's/\x1b\[[0-9;]*m//g' .cache/logs/molecule-$$s.log \
-	      | grep -E '^ *│? *(E  |FAILED|fatal: |failed: )|"msg": ' | cut -c1-400 | tail -n 40; \
-	    exit 1; \
-	  fi; \
-	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	  scripts/molecule_lane.sh default; \
+	  echo "=== lanes: [$(LANE_CORE0)] on core 0 beside [$(LANE_CORE1)] on core 1; each lane's output follows when it ends"; \
+	  scripts/molecule_lane.sh $(LANE_CORE0) >.cache/logs/lane-core0.log 2>&1 & lane0=$$!; \
+	  scripts/molecule_lane.sh $(LANE_CORE1) >.cache/logs/lane-core1.log 2>&1 & lane1=$$!; \
+	  rc0=0; wait $$lane0 || rc0=$$?; rc1=0; wait $$lane1 || rc1=$$?; \
+	  cat .cache/logs/lane-core0.log .cache/logs/lane-core1.log; \
+	  grep -h "^molecule scenario .* in [0-9]* s" .cache/logs/lane-core0.log .cache/logs/lane-core1.log || true; \
+	  for lane in core0 core1; do grep -h -A 40 "^=== molecule scenario .* FAILED" .cache/logs/lane-$$lane.log || true; done; \
+	  echo "molecule: every scenario ran in $$(( $$(date +%s) - start )) s"; \
+	  [ $$rc0 -eq 0 ] && [ $$rc1 -eq 0 ]; \
+	fi
 
 demo: $(BIN)/.installed testbed
 	scripts/demo.sh

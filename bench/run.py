@@ -37,6 +37,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 OUT = BENCH / "out"
 PROBE = "/root/bench-probe.py"
+STORM = "/root/lm_storm.py"
 PORTS = {"a": 8081, "b": 8080, "c": 80, "d": 8090}
 
 
@@ -48,6 +49,10 @@ def parse_args():
                         help="leave the lm-bench-* containers running for inspection")
     parser.add_argument("--duration", type=int, help="seconds per workload (default 10)")
     parser.add_argument("--sweep", help="workers x threads candidates, e.g. 1x8,1x16,2x8")
+    parser.add_argument("--classes", default="30,60,120",
+                        help="login storm: class sizes logging in at once (default 30,60,120)")
+    parser.add_argument("--storm-only", action="store_true",
+                        help="only the login storm on every stack (a few minutes)")
     args = parser.parse_args()
     quick = args.quick
     args.duration = args.duration or (3 if quick else 10)
@@ -57,6 +62,7 @@ def parse_args():
     args.recycle_rounds = 1 if quick else 2
     sweep = args.sweep or ("1x8,2x8" if quick else "1x8,1x16,1x32,2x8,2x16")
     args.sweep = [tuple(int(n) for n in item.split("x")) for item in sweep.split(",")]
+    args.classes = [int(n) for n in args.classes.split(",")]
     return args
 
 
@@ -65,10 +71,10 @@ class Bench:
         self.args = args
         self.timestamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.work = OUT / f"work-{self.timestamp}"
-        self.image = os.environ.get("LERNMANAGER_IMAGE_DEBIAN12", "lernmanager-testbed/debian:12-v1")
+        self.image = os.environ.get("LERNMANAGER_IMAGE_DEBIAN12", "lernmanager-testbed/debian:12-v2")
         self.cache = os.environ.get("LERNMANAGER_TESTBED_CACHE", str(REPO / ".cache" / "bench-testbed"))
         self.results = {"meta": {}, "stacks": {}, "deploy": {}, "sweep": [], "recycling": [],
-                        "errors": []}
+                        "storm": {}, "errors": []}
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -120,6 +126,28 @@ class Bench:
                 results[name] = entry
             self.section(f"({stack}) {name}", one)
 
+    def login_storms(self, stack, unit):
+        """A class of N logs in at once (lm_storm.py in the load container): every client GETs
+        the form, then all POST it together. After each class: did the app's unit lose a process
+        (the kernel's OOM killer, or gunicorn's worker SIGKILLed), and is it back?"""
+        rows = self.results["storm"].setdefault(stack, [])
+        for size in self.args.classes:
+            def one():
+                self.log(f"({stack}) login storm: a class of {size}")
+                before = stacks.unit_state(unit)
+                out = exec_sh(containers.LOAD, f"python3 {STORM} --base {self.url(stack, '')} "
+                                               f"--clients {size} --timeout 120", timeout=600)
+                row = {"class": size, **json.loads(out.strip().splitlines()[-1])}
+                after = stacks.unit_state(unit, since=before["now"])
+                # gunicorn logs a SIGKILL for each worker the kernel killed: one kill, not two.
+                row["killed"] = max(after["sigkill_lines"], after["oom_kills"] - before["oom_kills"])
+                row["restarted"] = after["main_pid"] != before["main_pid"] or after["workers"] != before["workers"]
+                rows.append(row)
+                # The next class needs the app back (systemd restarts a killed unit).
+                containers.wait_http(self.url(stack, "/login"), timeout=120)
+                time.sleep(2)
+            self.section(f"({stack}) login storm {size}", one)
+
     # --- phases ---------------------------------------------------------------------------
 
     def setup(self):
@@ -134,6 +162,7 @@ class Bench:
             "recycle_s": self.args.recycle_s,
             "recycle_rounds": self.args.recycle_rounds,
             "quick": self.args.quick,
+            "storm_only": self.args.storm_only,
         }
         self.work.mkdir(parents=True, exist_ok=True)
         src = self.work / "src"
@@ -156,14 +185,18 @@ class Bench:
         deploy["noop"] = self.ansible.deploy("noop")
         self.results["defaults"] = stacks.gunicorn_processes()
         containers.copy_in(VPS, BENCH / "files" / "probe.py", PROBE)
+        containers.copy_in(containers.LOAD, REPO / "molecule" / "resources" / "files" / "lm_storm.py", STORM)
         stacks.add_bare_nginx()
         containers.wait_http(self.url("c", "/login"))
         time.sleep(3)  # let start-up work (analytics writer, first requests) settle
         memory = self.results["stacks"].setdefault("c", {"workloads": {}}).setdefault("memory", {})
         memory["idle"] = self.section("(c) memory idle", self.memory, "lernmanager.service")
-        self.measure_workloads("c")
+        if not self.args.storm_only:
+            self.measure_workloads("c")
         memory["after_load"] = self.section("(c) memory after load", self.memory, "lernmanager.service")
-        self.measure_workloads("d", ("css", "js"))
+        self.login_storms("c", "lernmanager.service")
+        if not self.args.storm_only:
+            self.measure_workloads("d", ("css", "js"))
 
     def cold_start(self):
         self.log(f"(c) cold start, {self.args.reps} restarts with and without bytecode")
@@ -247,10 +280,14 @@ class Bench:
         unit = "lernmanager-upstream.service"
         memory = self.results["stacks"].setdefault("a", {"workloads": {}}).setdefault("memory", {})
         memory["idle"] = self.section("(a) memory idle", self.memory, unit)
-        self.measure_workloads("a")
+        if not self.args.storm_only:
+            self.measure_workloads("a")
+        self.login_storms("a", unit)
         stacks.add_upstream_site()
         containers.wait_http(self.url("b", "/login"))
-        self.measure_workloads("b")
+        if not self.args.storm_only:
+            self.measure_workloads("b")
+        self.login_storms("b", unit)
         memory["after_load"] = self.section("(a) memory after load", self.memory, unit)
 
     # --- output ---------------------------------------------------------------------------
@@ -277,10 +314,11 @@ class Bench:
         try:
             self.setup()
             self.role_stack()
-            self.section("(c) cold start", self.cold_start)
-            self.section("(c) sizing sweep", self.sweep)
-            self.section("(c) recycling", self.recycling)
-            self.section("(c) code-only release", self.code_release)
+            if not self.args.storm_only:
+                self.section("(c) cold start", self.cold_start)
+                self.section("(c) sizing sweep", self.sweep)
+                self.section("(c) recycling", self.recycling)
+                self.section("(c) code-only release", self.code_release)
             self.section("(a)/(b) upstream stacks", self.upstream_stacks)
         except BaseException as exc:
             # A fatal failure (no VPS, the fresh converge failed, Ctrl-C): still write what was

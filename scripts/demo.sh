@@ -14,8 +14,8 @@ DEBIAN=${DEMO_DEBIAN:-12}
 BUILD=.build/demo
 CACHE_DIR=${LERNMANAGER_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lernmanager-testbed}
 case "$DEBIAN" in
-  12) IMAGE=${LERNMANAGER_IMAGE_DEBIAN12:-lernmanager-testbed/debian:12-v1}; APT_CACHE=apt-bookworm ;;
-  13) IMAGE=${LERNMANAGER_IMAGE_DEBIAN13:-lernmanager-testbed/debian:13-v1}; APT_CACHE=apt-trixie ;;
+  12) IMAGE=${LERNMANAGER_IMAGE_DEBIAN12:-lernmanager-testbed/debian:12-v2}; APT_CACHE=apt-bookworm ;;
+  13) IMAGE=${LERNMANAGER_IMAGE_DEBIAN13:-lernmanager-testbed/debian:13-v2}; APT_CACHE=apt-trixie ;;
   *) echo "demo: DEMO_DEBIAN must be 12 or 13 (got '$DEBIAN')" >&2; exit 1 ;;
 esac
 export ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH

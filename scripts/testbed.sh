@@ -10,12 +10,15 @@
 #   DEBIAN_MIRROR              mirror for debootstrap; default: the one this host's apt uses
 set -euo pipefail
 
-IMAGE_DEBIAN12=${LERNMANAGER_IMAGE_DEBIAN12:-lernmanager-testbed/debian:12-v1}
-IMAGE_DEBIAN13=${LERNMANAGER_IMAGE_DEBIAN13:-lernmanager-testbed/debian:13-v1}
+IMAGE_DEBIAN12=${LERNMANAGER_IMAGE_DEBIAN12:-lernmanager-testbed/debian:12-v2}
+IMAGE_DEBIAN13=${LERNMANAGER_IMAGE_DEBIAN13:-lernmanager-testbed/debian:13-v2}
 CACHE_DIR=${LERNMANAGER_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lernmanager-testbed}
-# Packages every image gets: what systemd needs to boot as PID 1, what Ansible needs to manage
-# the host, and what a typical Debian cloud image already ships (curl, ca-certificates).
-IMAGE_PACKAGES=systemd,systemd-sysv,dbus,python3,sudo,ca-certificates,iproute2,curl,procps
+# Packages every image gets: only what the smallest VPS has (a provider's minimal template, an LXC
+# image): systemd as PID 1, python3 for Ansible, sudo, CA certificates and iproute2. Whatever the
+# role calls, the role installs (tests/test_called_executables.py); a test helper that needs more
+# installs it in its scenario's prepare. The tag changes whenever this list does (v2: without
+# dbus, curl and procps, which hid the role's missing procps).
+IMAGE_PACKAGES=systemd,systemd-sysv,python3,sudo,ca-certificates,iproute2
 
 say() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -91,7 +94,9 @@ build_image() {
 }
 
 ensure_caches() {
-  mkdir -p "$CACHE_DIR/apt-bookworm/partial" "$CACHE_DIR/apt-trixie/partial" "$CACHE_DIR/pip"
+  # apt-bookworm-core1: scenarios that run beside others (on core 1) keep apt's lock to themselves.
+  mkdir -p "$CACHE_DIR/apt-bookworm/partial" "$CACHE_DIR/apt-bookworm-core1/partial" \
+    "$CACHE_DIR/apt-trixie/partial" "$CACHE_DIR/pip"
 }
 
 main() {

@@ -68,6 +68,12 @@ BAD_INPUTS = [
     ("ssh-port-zero", {"lernmanager_firewall_ssh_port": 0}, "lernmanager_firewall_ssh_port"),
     ("extra-port-too-big", {"lernmanager_firewall_extra_tcp_ports": [8443, 70000]}, "lernmanager_firewall_extra_tcp_ports"),
     ("csp-with-quote", {"lernmanager_nginx_csp": 'default-src "self"'}, "lernmanager_nginx_csp"),
+    ("negative-hash-concurrency", {"lernmanager_password_hash_concurrency": -1}, "lernmanager_password_hash_concurrency"),
+    ("no-password-queue", {"lernmanager_password_queue_seconds": 0}, "lernmanager_password_queue_seconds"),
+    ("password-path-with-quote", {"lernmanager_password_paths": ['/login"; return 200; "']}, "lernmanager_password_paths"),
+    ("password-path-relative", {"lernmanager_password_paths": ["login"]}, "lernmanager_password_paths"),
+    ("password-paths-not-a-list", {"lernmanager_password_paths": 5}, "lernmanager_password_paths"),
+    ("error-log-kept-no-day", {"lernmanager_nginx_error_log_days": 0}, "lernmanager_nginx_error_log_days"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
 ]
 

@@ -1,9 +1,11 @@
 """Templates rendered with Ansible's own Jinja2 settings, without a host: what varies, varies."""
 
+import re
+
 import jinja2
 import pytest
 
-from helpers import ROLE
+from helpers import ROLE, role_defaults
 
 BASE = {"ansible_managed": "Ansible managed", "__lernmanager_hsts": False, "lernmanager_hsts_max_age": 31536000,
         "lernmanager_nginx_csp": ""}
@@ -35,3 +37,56 @@ def test_csp_is_sent_as_given(csp):
 def test_hsts_only_when_asked():
     assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in render(
         "security-headers.conf.j2", __lernmanager_hsts=True)
+
+
+def render_site(**variables):
+    """The nginx site with the role's defaults, plain HTTP, as on a 1 CPU / 1 GB host."""
+    site = {**role_defaults(), "__lernmanager_tls_mode": "off", "__lernmanager_tls_ready": False,
+            "__lernmanager_nginx_ipv6": False, "__lernmanager_server_name": "lernmanager.test",
+            "__lernmanager_nginx_headers": "/etc/nginx/snippets/h.conf", "__lernmanager_password_rate": 8,
+            "__lernmanager_acme_webroot": "/var/lib/acme", "__lernmanager_nginx_http2_on": False,
+            "__lernmanager_tls_cert": "c", "__lernmanager_tls_key": "k",
+            "__lernmanager_nginx_error_log": "/var/log/nginx/lernmanager/error.log"}
+    return render("nginx-site.j2", **{**site, **variables})
+
+
+def location_blocks(text):
+    """{location line: body} of every location in the rendered site."""
+    blocks, name, depth = {}, None, 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if name is None and stripped.startswith("location "):
+            name, depth, blocks[stripped] = stripped, 0, []
+        if name is not None:
+            depth += stripped.count("{") - stripped.count("}")
+            blocks[name].append(stripped)
+            if depth == 0:
+                name = None
+    return {key: "\n".join(lines) for key, lines in blocks.items()}
+
+
+def test_password_posts_are_queued_host_wide_and_nothing_else_is():
+    text = render_site()
+    # One host-wide key for POSTs, none for other methods (an empty key is never limited).
+    assert "map $request_method $lernmanager_password_post {\n    POST    host;\n    default \"\";\n}" in text
+    assert "limit_req_zone $lernmanager_password_post zone=lernmanager_password:1m rate=8r/s;" in text
+    blocks = location_blocks(text)
+    limited = [name for name, body in blocks.items() if "limit_req " in body]
+    paths = "|".join(role_defaults()["lernmanager_password_paths"])
+    assert limited == [f'location ~ "^({paths})$" {{'], limited
+    body = blocks[limited[0]]
+    # Queued, not refused: no nodelay; the queue holds 60 s of the rate.
+    assert "limit_req zone=lernmanager_password burst=480;" in body and "nodelay" not in body
+    # The same proxying as every other page.
+    assert body.split("\n", 4)[-1] == blocks["location / {"].split("\n", 1)[-1]
+
+
+@pytest.mark.parametrize("path, limited", [
+    ("/login", True), ("/admin/passwort", True), ("/admin/schueler/17/passwort-reset", True),
+    ("/admin/klasse/3/schueler-hinzufuegen", True), ("/admin/bewertung/netzwerk-ids/roster-apply", True),
+    ("/login/x", False), ("/dashboard", False), ("/admin/schueler/x/passwort-reset", False),
+])
+def test_password_paths_match_the_apps_routes(path, limited):
+    # nginx's regular expressions are PCRE; these patterns mean the same in Python's re.
+    paths = "|".join(role_defaults()["lernmanager_password_paths"])
+    assert bool(re.fullmatch(f"^({paths})$", path)) is limited

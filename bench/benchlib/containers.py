@@ -70,8 +70,9 @@ def start(image, cache_dir, files_dir):
 
 def install_wrk():
     """Debian's wrk in the load container (its mirror is reachable from containers)."""
-    exec_sh(LOAD, "command -v wrk >/dev/null || { apt-get update -qq && "
-                  "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }",
+    # curl too: the images are minimal (scripts/testbed.sh); wait_http asks with it.
+    exec_sh(LOAD, "command -v wrk >/dev/null && command -v curl >/dev/null || { apt-get update -qq && "
+                  "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl >/dev/null; }",
             timeout=900)
     # "wrk debian/4.1.0-3+b2 [epoll] Copyright ..." -> "wrk debian/4.1.0-3+b2"
     return " ".join(exec_sh(LOAD, "wrk --version 2>&1 | head -n1 || true").split()[:2])
@@ -125,3 +126,22 @@ def host_info():
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "other_containers_at_start": others,
     }
+
+
+def container_oom_kills(name=VPS):
+    """Processes the kernel's OOM killer ended in the container so far: its "oom-kill:" lines in
+    the kernel log that name a memory cgroup of this container (the container's own 1 GB, or a
+    unit's MemoryMax inside it). Counters in the cgroups would be lost with a stopped unit's
+    cgroup. Where the kernel log cannot be read, the cgroup v1 counters are summed instead."""
+    cid = run(["docker", "inspect", "-f", "{{.Id}}", name]).stdout.strip()
+    kernel_log = run(["dmesg"], check=False)
+    if kernel_log.returncode == 0:
+        return sum(1 for line in kernel_log.stdout.splitlines()
+                   if "oom-kill:" in line and f"task_memcg=/docker/{cid}" in line)
+    total = 0
+    for path in (pathlib.Path("/sys/fs/cgroup/memory/docker") / cid).rglob("memory.oom_control"):
+        try:
+            total += int(dict(line.split() for line in path.read_text().splitlines()).get("oom_kill", 0))
+        except (OSError, ValueError):
+            pass  # gone meanwhile; on cgroup v2 there is none (the SIGKILL lines still tell)
+    return total

@@ -220,6 +220,22 @@ def markdown(results):
                          + ", ".join(f"{r['login']['rps']:,.0f}" for r in runs) + " | "
                          + ", ".join(f"{r['login'].get('host_loadavg_1m', 0):.1f}" for r in runs) + " |")
 
+    if any(results.get("storm", {}).values()):
+        lines += ["", "### Login storm: a class logs in at once (every client GETs the form, then all "
+                  "POST it together)", "",
+                  "| class | stack | logged in | time for the whole class s | median s | statuses | "
+                  "processes killed | app restarted |",
+                  "|---:|---|---:|---:|---:|---|---:|---|"]
+        for stack in "abc":
+            for row in results["storm"].get(stack, []):
+                statuses = ", ".join(f"{code}×{n}" for code, n in sorted(row.get("statuses", {}).items()))
+                errors = row["clients"] - sum(row.get("statuses", {}).values())
+                lines.append(
+                    f"| {row['class']} | {STACKS[stack]} | {row['succeeded']} of {row['clients']} | "
+                    f"{_fmt(row.get('last_s'), 2)} | {_fmt(row.get('median_s'), 2)} | "
+                    f"{statuses}{'; ' if statuses and errors else ''}{f'{errors} without an answer' if errors else ''} | "
+                    f"{row.get('killed', '')} | {'yes' if row.get('restarted') else 'no'} |")
+
     lines += ["", "### Targets of the issue", "", "| target | measured | goal | met |", "|---|---:|---|---|"]
     for t in results.get("targets", []):
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 
-from .containers import VPS, copy_in, exec_sh, run
+from .containers import VPS, container_oom_kills, copy_in, exec_sh, run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FILES = REPO / "bench" / "files"
@@ -136,3 +136,15 @@ def add_upstream_site():
     copy_in(VPS, FILES / "upstream-nginx-site.conf", "/etc/nginx/sites-available/bench-upstream")
     exec_sh(VPS, "ln -sf /etc/nginx/sites-available/bench-upstream "
                  "/etc/nginx/sites-enabled/bench-upstream && nginx -t -q && systemctl reload nginx")
+
+
+def unit_state(unit, since=None):
+    """What tells whether a unit lost a process: its main PID and children, the container's OOM
+    kill count, and (with `since`, epoch seconds) gunicorn's "SIGKILL" lines since then."""
+    script = (f"main=$(systemctl show -p MainPID --value {unit}); echo $main; "
+              "{ pgrep -P $main || true; } | sort | tr '\\n' ' '; echo; date +%s; ")
+    if since:
+        script += f"journalctl -u {unit} --since @{since} -o cat | grep -c SIGKILL || true"
+    lines = exec_sh(VPS, script).splitlines() + [""] * 4
+    return {"main_pid": lines[0].strip(), "workers": lines[1].split(), "now": lines[2].strip(),
+            "sigkill_lines": int(lines[3].strip() or 0), "oom_kills": container_oom_kills()}

@@ -10,7 +10,8 @@ if [ -e "$APP/run.py" ] || [ -e "$APP/current" ]; then echo "an install exists: 
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends python3-venv nginx sqlite3 git >/dev/null
+# curl: this script waits for waitress with it (the images are minimal: scripts/testbed.sh).
+apt-get install -y -qq --no-install-recommends python3-venv nginx sqlite3 git curl >/dev/null
 
 id lernmanager >/dev/null 2>&1 || useradd --system --home-dir "$APP" --shell /usr/sbin/nologin lernmanager
 mkdir -p "$APP"

@@ -56,7 +56,7 @@ def test_service_user_cannot_write_code_or_config(host, path):
     assert not host.file(f"{path}/.write-probe").exists
 
 
-@pytest.mark.parametrize("package", ["python3-venv", "nginx", "sqlite3", "git"])
+@pytest.mark.parametrize("package", ["python3-venv", "nginx", "sqlite3", "git", "procps", "curl", "logrotate"])
 def test_package_installed(host, package):
     assert host.package(package).is_installed
 
@@ -90,3 +90,10 @@ def test_vps_limits(host):
     """The container really is a 1 CPU / 1 GB VPS."""
     assert host.check_output("nproc") == "1"
     assert int(host.check_output("python3 -c %s", MEMORY_LIMIT_SCRIPT)) == 1024**3
+
+
+def test_host_is_the_minimal_image_plus_what_the_role_installs(host):
+    # The test bed's image has no procps, curl or dbus (scripts/testbed.sh): the role installed
+    # the first two itself, and nothing here needed dbus.
+    assert host.package("procps").is_installed and host.package("curl").is_installed
+    assert not host.package("dbus").is_installed

@@ -111,6 +111,8 @@ def test_sizing_fits_one_cpu_and_one_gb(host):
     assert started.endswith("Using worker: PromptStopThreadWorker")
     assert "workers = 1\n" in conf
     assert "threads = 32\n" in conf
+    # One password hash at a time on one core (a class logging in at once: README "Login storms").
+    assert "password_hash_concurrency = 1\n" in conf
     # The master plus exactly one worker run.
     main_pid = host.check_output("systemctl show -P MainPID lernmanager.service")
     assert host.check_output("pgrep -c -P %s", main_pid) == "1"
@@ -125,3 +127,31 @@ def test_nginx_access_log_is_off(host):
     site = host.file("/etc/nginx/sites-available/lernmanager").content_string
     assert "access_log off;" in site
     assert host.run("nginx -t").rc == 0
+
+
+def test_error_log_is_rotated_daily_and_kept_a_week(host):
+    site = host.file("/etc/nginx/sites-available/lernmanager").content_string
+    assert "error_log /var/log/nginx/lernmanager/error.log;" in site
+    rule = host.file("/etc/logrotate.d/lernmanager-nginx")
+    assert (rule.user, rule.mode) == ("root", 0o644)
+    text = rule.content_string
+    assert "/var/log/nginx/lernmanager/error.log {" in text
+    assert "    daily\n" in text and "    rotate 6\n" in text and "    maxage 7\n" in text
+    # Debian's rule for /var/log/nginx/*.log (14 days) does not reach the file in its own directory.
+    assert host.run("logrotate --debug /etc/logrotate.conf 2>&1 | grep -c 'duplicate log entry'").stdout.strip() == "0"
+    # A forced rotation: the old file moves aside, nginx reopens and writes the next error line anew.
+    host.run("echo 'before the rotation' >> /var/log/nginx/lernmanager/error.log")  # notifempty
+    assert host.run("logrotate --force /etc/logrotate.d/lernmanager-nginx").rc == 0
+    assert host.file("/var/log/nginx/lernmanager/error.log.1").exists
+    # nginx logs a body announced above client_max_body_size as an error.
+    host.run("curl -s -o /dev/null --max-time 5 -X POST -H 'Host: lernmanager.test' "
+             "-H 'Content-Length: 999999999' http://127.0.0.1/upload")
+    log = host.file("/var/log/nginx/lernmanager/error.log")
+    for _ in range(20):
+        if "too large body" in log.content_string:
+            break
+        host.run("sleep 0.5")
+    assert "too large body" in log.content_string
+    assert (log.user, log.group, log.mode) == ("www-data", "adm", 0o640)
+    # And not into the rotated file: nginx's workers reopened the log by its path.
+    assert "too large body" not in host.file("/var/log/nginx/lernmanager/error.log.1").content_string

@@ -6,7 +6,8 @@
 set -euo pipefail
 NAME=${1:?usage: pebble_setup.sh SITE_NAME}
 export DEBIAN_FRONTEND=noninteractive
-command -v pebble >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends pebble openssl >/dev/null; }
+# curl: waits for pebble below (the images are minimal: scripts/testbed.sh).
+command -v pebble >/dev/null && command -v curl >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends pebble openssl curl >/dev/null; }
 install -d -m 0755 /etc/pebble
 cd /etc/pebble
 if [ ! -s ca.pem ]; then
