@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ansible-lint --profile production
 
 unit: $(BIN)/.installed
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n 2 tests
 
 testbed:
 	scripts/testbed.sh

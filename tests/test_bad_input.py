@@ -65,7 +65,7 @@ BAD_INPUTS = [
                                "lernmanager_tls_key_file": "/nonexistent.key"}, "lernmanager_tls_cert_file"),
     ("selfsigned-without-name", {"lernmanager_tls": "selfsigned"}, "lernmanager_server_name"),
     ("negative-hsts", {"lernmanager_hsts_max_age": -1}, "lernmanager_hsts_max_age"),
-    ("ssh-port-zero", {"lernmanager_firewall_ssh_port": 0}, "lernmanager_firewall_ssh_port"),
+    ("ssh-port-negative", {"lernmanager_firewall_ssh_port": -1}, "lernmanager_firewall_ssh_port"),
     ("extra-port-too-big", {"lernmanager_firewall_extra_tcp_ports": [8443, 70000]}, "lernmanager_firewall_extra_tcp_ports"),
     ("csp-with-quote", {"lernmanager_nginx_csp": 'default-src "self"'}, "lernmanager_nginx_csp"),
     ("negative-hash-concurrency", {"lernmanager_password_hash_concurrency": -1}, "lernmanager_password_hash_concurrency"),
@@ -75,6 +75,34 @@ BAD_INPUTS = [
     ("password-paths-not-a-list", {"lernmanager_password_paths": 5}, "lernmanager_password_paths"),
     ("error-log-kept-no-day", {"lernmanager_nginx_error_log_days": 0}, "lernmanager_nginx_error_log_days"),
     ("brotli-not-bool", {"lernmanager_nginx_brotli": "perhaps"}, "lernmanager_nginx_brotli"),
+    ("negative-login-rate", {"lernmanager_login_rate": -5}, "lernmanager_login_rate"),
+    ("no-login-burst", {"lernmanager_login_burst": 0}, "lernmanager_login_burst"),
+    ("negative-lock-timeout", {"lernmanager_lock_timeout": -1}, "lernmanager_lock_timeout"),
+    # Issue 9: settings that would hand the service (or the role) what is not theirs.
+    ("config-dir-etc", {"lernmanager_config_dir": "/etc"}, "lernmanager_config_dir"),
+    ("config-dir-usr-slash", {"lernmanager_config_dir": "/usr/"}, "lernmanager_config_dir"),
+    ("config-dir-above-var-lib", {"lernmanager_config_dir": "/var"}, "lernmanager_config_dir"),
+    ("root-opt-slash", {"lernmanager_root": "/opt/"}, "lernmanager_root"),
+    ("root-srv-doubled", {"lernmanager_root": "//srv"}, "lernmanager_root"),
+    ("root-root", {"lernmanager_root": "/root"}, "lernmanager_root"),
+    ("root-dot-dot", {"lernmanager_root": "/opt/lernmanager/../../etc"}, "lernmanager_root"),
+    ("root-slash", {"lernmanager_root": "/"}, "lernmanager_root"),
+    ("prefix-in-shared", {"lernmanager_pycache_prefix": "/opt/lernmanager/shared/instance/pycache"},
+     "lernmanager_pycache_prefix"),
+    ("prefix-in-tmp", {"lernmanager_pycache_prefix": "/tmp/pycache"}, "lernmanager_pycache_prefix"),
+    ("prefix-var-cache", {"lernmanager_pycache_prefix": "/var/cache"}, "lernmanager_pycache_prefix"),
+    ("user-www-data", {"lernmanager_user": "www-data"}, "lernmanager_user"),
+    ("user-nobody", {"lernmanager_user": "nobody"}, "lernmanager_user"),
+    ("group-sudo", {"lernmanager_group": "sudo"}, "lernmanager_group"),
+    ("git-over-http", {"lernmanager_source": "git", "lernmanager_git_repo": "http://example.org/lm.git"},
+     "lernmanager_git_repo"),
+    ("git-protocol", {"lernmanager_source": "git", "lernmanager_git_repo": "git://example.org/lm.git"},
+     "lernmanager_git_repo"),
+    ("acme-email-malformed-under-auto", {"lernmanager_acme_email": "it-at-schule", "lernmanager_server_name": "lm.schule.de"},
+     "lernmanager_acme_email"),
+    ("env-value-newline", {"lernmanager_env": {"SCHOOL_NAME": "Schule\nSECRET_KEY=x"}}, "lernmanager_env"),
+    ("env-value-nul", {"lernmanager_env": {"SCHOOL_NAME": "Schule\u0000"}}, "lernmanager_env"),
+    ("env-key-starts-with-digit", {"lernmanager_env": {"1SCHOOL": "x"}}, "lernmanager_env"),
 ]
 
 
@@ -102,4 +130,12 @@ def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
 def test_secret_is_not_shown_when_refused(tmp_path, name):
     result = run_validation(tmp_path, {name: "hunter2-x"})
     assert result.returncode != 0
+    assert "hunter2-x" not in result.stdout + result.stderr
+
+
+def test_env_values_are_not_shown_when_refused(tmp_path):
+    """lernmanager_env holds API keys: no_log in the argument specs, keys only in the message."""
+    result = run_validation(tmp_path, {"lernmanager_env": {"LLM_API_KEY": "hunter2-x\nFOO=1"}})
+    assert result.returncode != 0
+    assert "LLM_API_KEY" in result.stdout + result.stderr
     assert "hunter2-x" not in result.stdout + result.stderr

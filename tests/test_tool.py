@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import pathlib
 import tempfile
 
@@ -20,12 +19,15 @@ from helpers import ROLE
 
 TOOL = ROLE / "files" / "lernmanager-tool.py"
 USER = "nobody"
+# The helper re-runs itself as the service user: the interpreter must be one that user may run,
+# as Debian's is on a host (the tools venv's lies below root's home).
+PYTHON = "/usr/bin/python3"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the helper switches users: needs root")
 
 
 def tool(*args):
-    result = subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run([PYTHON, str(TOOL), *map(str, args)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -131,3 +133,99 @@ def test_cleanup_keeps_newest_live_and_previous(tmp_path):
     assert result["removed_venvs"] == [], "r1 (previous) still uses v-old"
     assert not bytecode.exists()
     assert tool("cleanup", f"--root={root}", f"--prefix={prefix}", "--keep=2")["changed"] is False
+
+
+# --- a hostile service user: every name root used to touch in data/ is planted as a link ---------
+# From the helper as it was (issue 9): restore wrote data/.restore.tmp and
+# data/migrations_done.txt.tmp, then chowned and renamed them; backup copied
+# data/migrations_done.txt as root. Planted as links to a root-only file, each handed the file to
+# the service user or read it out into a backup.
+PLANTED = [".restore.tmp", "migrations_done.txt.tmp", "migrations_done.txt"]
+SECRET = b"root-only canary: must never leave this file\n"
+
+
+@pytest.fixture
+def canary(tmp_path):
+    path = tmp_path / "canary"
+    path.write_bytes(SECRET)
+    os.chmod(path, 0o600)
+    before = os.stat(path)
+    yield path
+    after = os.stat(path)
+    assert path.read_bytes() == SECRET
+    assert (after.st_uid, after.st_gid, after.st_mode, after.st_ino) == (
+        before.st_uid, before.st_gid, before.st_mode, before.st_ino)
+
+
+def plant(directory, names, target):
+    """As the service user (it owns the directory), as a compromised app would."""
+    for name in names:
+        subprocess.run(["setpriv", f"--reuid={USER}", "--regid=nogroup", "--clear-groups",
+                        "ln", "-sfn", str(target), str(directory / name)], check=True)
+
+
+def files_below(*tops):
+    for top in tops:
+        for root, _, names in os.walk(top):
+            for name in names:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    yield path
+
+
+def test_a_planted_record_fails_the_backup_and_leaks_nothing(tmp_path, live_db, canary):
+    database, _ = live_db
+    plant(database.parent, PLANTED, canary)
+    backups = tmp_path / "backups"
+    result = subprocess.run([PYTHON, str(TOOL), "backup", f"--database={database}", f"--dest-dir={backups}",
+                             "--label=a_to_b", f"--user={USER}"], capture_output=True, text=True)
+    assert result.returncode != 0 and "migrations_done.txt is not a regular file" in result.stderr, result.stderr
+    assert os.listdir(backups) == [], "no backup, not even a partial one"
+    assert not any(SECRET in open(p, "rb").read() for p in files_below(tmp_path / "data", backups))
+
+
+def test_restore_over_planted_links_writes_as_the_service_user(tmp_path, live_db, canary):
+    database, db = live_db
+    backups = tmp_path / "backups"
+    backup = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=x", f"--user={USER}")["backup"]
+    db.close()
+    plant(database.parent, PLANTED, canary)
+    tool("restore", f"--backup={backup}", f"--database={database}", f"--user={USER}")
+    record = database.parent / "migrations_done.txt"
+    assert not record.is_symlink() and record.read_text() == "migrate_001.py\n", "the link was replaced"
+    assert count(database) == 500
+    assert not any(SECRET in open(p, "rb").read() for p in files_below(tmp_path / "data", backups))
+
+
+def test_trial_migrations_run_as_the_service_user_on_a_copy(tmp_path, live_db, canary):
+    database, db = live_db
+    backups = tmp_path / "backups"
+    backup = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=a_to_b", f"--user={USER}")["backup"]
+    release = tmp_path / "release"
+    (release / "migrate").mkdir(parents=True)
+    (release / "data").symlink_to(database.parent)
+    # The migration reports who runs it and whether it could read root's file, then changes the copy.
+    (release / "migrate" / "migrate_002_probe.py").write_text(
+        "import os, sqlite3, sys\n"
+        f"try:\n    open({str(canary)!r}).read(); readable = True\nexcept OSError:\n    readable = False\n"
+        "sys.stderr.write(f'uid={os.geteuid()} canary_readable={readable}\\n')\n"
+        "sqlite3.connect('data/mbi_tracker.db').execute('DROP TABLE pupils')\n"
+        "sys.exit(3)\n")
+    os.chmod(release, 0o755)
+    env_file = tmp_path / "env"
+    env_file.write_text("")
+    os.chmod(env_file, 0o644)
+    plant(tmp_path / "data", ["tmp"], canary)  # not the work dir: that one is the user's own
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.chown(work, USER)
+    result = subprocess.run([PYTHON, str(TOOL), "trial-migrate", f"--release={release}", f"--env-file={env_file}",
+                             f"--backup={backup}", f"--user={USER}", f"--work-dir={work}"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0, "the probe migration fails on purpose"
+    report = json.loads(result.stdout)
+    uid = int(subprocess.check_output(["id", "-u", USER]))
+    assert report["failed"] == "migrate_002_probe.py"
+    assert f"uid={uid} canary_readable=False" in report["stderr"]
+    assert db.execute("SELECT count(*) FROM pupils").fetchone()[0] == 500, "the live database was not touched"
+    assert os.listdir(work) == [], "the trial's copy is gone"

@@ -3,7 +3,8 @@ database equals its pre-deploy state and the broken release stays on disk for in
 
 import pytest
 
-from lm_testlib import ROOT, converge, db_state, http, release_of, run_client
+from lm_testlib import (ROOT, canary_is_intact, converge, db_state, http, plant_canary_links, release_of,
+                        run_client)
 
 # (version of the stand-in app, words the failure message must contain)
 BROKEN = [
@@ -17,7 +18,13 @@ BROKEN = [
 
 
 @pytest.fixture(scope="module")
-def v1_with_data(host):
+def canary(host):
+    """Links to a root-only canary, planted by the service user before the failed deploys."""
+    return plant_canary_links(host)
+
+
+@pytest.fixture(scope="module")
+def v1_with_data(host, canary):
     client = run_client(host, "exercise")
     assert client["logged_in"] and client["download_sha256"] == client["upload_sha256"]
     return release_of(host)
@@ -45,3 +52,7 @@ def test_service_and_socket_are_healthy_after_the_failures(host, v1_with_data):
     for unit in ("lernmanager.socket", "lernmanager.service"):
         assert host.service(unit).is_running
     assert run_client(host, "exercise")["logged_in"], "v1 still writes to its database"
+
+
+def test_the_canary_is_untouched_after_the_automatic_rollbacks(host, v1_with_data, canary):
+    canary_is_intact(host, canary)

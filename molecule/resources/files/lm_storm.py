@@ -4,10 +4,11 @@
 Standard library only: it runs inside the test containers and the benchmark's load container.
 
     python3 lm_storm.py [--base http://127.0.0.1] [--host-header lernmanager.test] --clients 60 \
-        [--user admin] [--password admin] [--wrong] [--sources 1] [--probe] [--timeout 120]
+        [--user admin] [--password admin] [--wrong] [--sources 1] [--first-source 1] [--probe] [--timeout 120]
 
 Each client opens its own connections from one of --sources loopback addresses (127.0.0.1, then
-127.0.0.2, ...: every 127/8 address is local, so nginx sees that many client addresses), GETs
+127.0.0.2, ...: every 127/8 address is local, so nginx sees that many client addresses; with
+--first-source K they start at 127.0.0.K, apart from other runs' per-address limits), GETs
 /login for its session cookie and CSRF token, waits at a barrier, and POSTs the form. With
 --wrong every POST carries a wrong password. With --probe a separate client GETs /login one
 request after another during the storm and reports its latencies (is the site still usable?).
@@ -39,14 +40,15 @@ def parse_args():
     parser.add_argument("--password", default="admin")
     parser.add_argument("--wrong", action="store_true", help="every POST carries a wrong password")
     parser.add_argument("--sources", type=int, default=1, help="loopback source addresses to spread over")
+    parser.add_argument("--first-source", type=int, default=1, help="last byte of the first source address")
     parser.add_argument("--probe", action="store_true", help="GET /login in a loop during the storm")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
     args = parser.parse_args()
     url = urllib.parse.urlsplit(args.base)
     if not (url.hostname == "localhost" or url.hostname.startswith("127.") or url.hostname == "::1"):
         parser.error("--base must be a loopback address: the storm never leaves this host")
-    if not 1 <= args.sources <= 250:
-        parser.error("--sources must be between 1 and 250")
+    if not 1 <= args.sources <= 250 or not 1 <= args.first_source <= 251 - args.sources:
+        parser.error("--sources and --first-source must keep the addresses within 127.0.0.1-250")
     return args
 
 
@@ -110,12 +112,12 @@ def client(site, args, source, barrier, outcome):
     outcome["end"] = time.monotonic()
 
 
-def probe(site, stop, latencies, failures):
+def probe(site, source, stop, latencies, failures):
     """GET /login one after another while the storm runs: what a pupil arriving late sees."""
     while not stop.is_set():
         start = time.monotonic()
         try:
-            status, _, _ = site.request("GET", "/login", "127.0.0.1")
+            status, _, _ = site.request("GET", "/login", source)
             if status != 200:
                 failures.append(f"GET /login: {status}")
         except Exception as error:  # noqa: BLE001
@@ -135,12 +137,12 @@ def main():
     barrier = threading.Barrier(args.clients + 1)
     outcomes = [{} for _ in range(args.clients)]
     threads = [threading.Thread(target=client, daemon=True,
-                                args=(site, args, f"127.0.0.{1 + i % args.sources}", barrier, outcomes[i]))
+                                args=(site, args, f"127.0.0.{args.first_source + i % args.sources}", barrier, outcomes[i]))
                for i in range(args.clients)]
     for thread in threads:
         thread.start()
     stop, latencies, probe_failures = threading.Event(), [], []
-    prober = threading.Thread(target=probe, args=(site, stop, latencies, probe_failures), daemon=True)
+    prober = threading.Thread(target=probe, args=(site, f"127.0.0.{args.first_source}", stop, latencies, probe_failures), daemon=True)
     try:
         barrier.wait(timeout=args.timeout)
     except threading.BrokenBarrierError:

@@ -92,7 +92,7 @@ def env_value(host, key):
     return match.group(1) if match else None
 
 
-def playbook(path, extra_vars=None, verbose=False):
+def playbook(path, extra_vars=None, verbose=False, tags=None):
     """Run a playbook from the controller against the scenario's hosts (Molecule's inventory).
 
     Extra variables go through a JSON file, so dicts, numbers and booleans keep their types."""
@@ -101,6 +101,8 @@ def playbook(path, extra_vars=None, verbose=False):
     cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path, "-e", "@" + handle.name]
     if verbose:
         cmd.append("-v")
+    if tags:
+        cmd += ["--tags", tags]
     # JSON results: one line per message, so tests can look for phrases without line wrapping.
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     try:
@@ -109,14 +111,20 @@ def playbook(path, extra_vars=None, verbose=False):
         os.unlink(handle.name)
 
 
-def converge(extra_vars=None):
+def converge(extra_vars=None, tags=None):
     """Run the scenario's converge playbook again (the stand-in app, version from extra_vars)."""
-    return playbook(os.path.join(RESOURCES, "converge.yml"), extra_vars)
+    return playbook(os.path.join(RESOURCES, "converge.yml"), extra_vars, tags=tags)
 
 
 def rollback(extra_vars=None):
     """Run the collection's playbooks/rollback.yml with the scenario's site name."""
     return playbook(os.path.join(REPO, "playbooks", "rollback.yml"),
+                    {"lernmanager_server_name": SERVER_NAME, **(extra_vars or {})})
+
+
+def backup(extra_vars=None):
+    """Run the collection's playbooks/backup.yml."""
+    return playbook(os.path.join(REPO, "playbooks", "backup.yml"),
                     {"lernmanager_server_name": SERVER_NAME, **(extra_vars or {})})
 
 
@@ -138,3 +146,51 @@ def db_state(host):
 
 def recap_changed(output):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"(?m)^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output)}
+
+
+# --- a hostile service user (issue 9) --------------------------------------------------------------
+# Every name a root step of the role used to open, copy, chown or rename in the service's own
+# directories, taken from lernmanager-tool.py before the trust boundary: restore wrote
+# data/.restore.tmp and data/migrations_done.txt.tmp and chowned them, trial-migrate worked in
+# instance/tmp/.trial-*. (backup's data/.backup-<UTC second>_<label>.tmp cannot be predicted; the
+# helper's own test plants the record it copied.) The app keeps working with these planted.
+PLANTED_NAMES = ["data/.restore.tmp", "data/migrations_done.txt.tmp", "instance/tmp/.trial-planted"]
+CANARY = "/root/lm-canary"
+
+
+def as_service_user(command):
+    return f"setpriv --reuid=lernmanager --regid=lernmanager --clear-groups -- {command}"
+
+
+def plant_canary_links(host):
+    """A root-only 0600 canary, and links to it planted as the service user at PLANTED_NAMES: a
+    symlink each, and a hard link where the kernel allows one (fs.protected_hardlinks=1 does not).
+
+    Returns the canary's secret and its stat, for canary_is_intact()."""
+    secret = "lm-canary-" + os.urandom(12).hex()
+    host.run(f"umask 077 && printf %s {secret} > {CANARY}")
+    hard = host.run(as_service_user(f"ln {CANARY} {ROOT}/shared/{PLANTED_NAMES[0]}"))
+    for name in PLANTED_NAMES[1 if hard.rc == 0 else 0:]:
+        planted = host.run(as_service_user(f"ln -sfn {CANARY} {ROOT}/shared/{name}"))
+        assert planted.rc == 0, planted.stderr
+    return {"secret": secret, "stat": canary_stat(host), "hard_link_planted": hard.rc == 0}
+
+
+def canary_stat(host):
+    return host.check_output(f"stat -c '%u %g %a %i' {CANARY}")
+
+
+def canary_is_intact(host, canary):
+    """The canary's content, owner, mode and inode are unchanged, and its secret is in no backup
+    and in no file the service user can read."""
+    assert host.check_output(f"cat {CANARY}") == canary["secret"]
+    assert canary_stat(host) == canary["stat"]
+    in_backups = host.run(f"grep -rlF {canary['secret']} {ROOT}/shared/backups")
+    assert in_backups.rc == 1, f"in a backup: {in_backups.stdout}"
+    # A control file the service can read proves the search itself works (grep exits 2 on the
+    # files it may not read, whatever it found).
+    control = f"control-{canary['secret'][::-1]}"
+    host.run(f"printf %s {control} > /tmp/lm-canary-control && chmod 0644 /tmp/lm-canary-control")
+    readable = host.run(as_service_user(
+        f"grep -rlsF -e {canary['secret']} -e {control} {ROOT} /etc /var /tmp /home /srv /run"))
+    assert readable.stdout.split() == ["/tmp/lm-canary-control"], f"readable by the service: {readable.stdout}"

@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from lm_testlib import converge
+
 
 def container_address(host):
     name = host.backend.host
@@ -41,3 +43,16 @@ def test_firewall_lets_in_only_ssh_http_https(host, listener_on_9999):
     ruleset = host.check_output("nft list ruleset")
     assert "policy drop" in ruleset and "tcp dport { 22, 80, 443 } accept" in ruleset
     assert host.service("nftables").is_enabled
+
+
+def test_a_foreign_table_survives_a_change_of_the_rules(host):
+    """Docker and fail2ban keep tables of their own: the role replaces only its table."""
+    host.run("nft add table inet foreign_test && nft add chain inet foreign_test input "
+             "'{ type filter hook input priority 10; policy accept; }' && "
+             "nft add rule inet foreign_test input tcp dport 4711 counter")
+    run = converge({"lernmanager_firewall_extra_tcp_ports": [8443]}, tags="lernmanager_firewall")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    ruleset = host.check_output("nft list ruleset")
+    assert "tcp dport { 22, 80, 443, 8443 } accept" in ruleset, "the role's new rules are live"
+    assert "table inet foreign_test" in ruleset and "tcp dport 4711 counter" in ruleset
+    assert ruleset.count("table inet lernmanager") == 1

@@ -1,12 +1,13 @@
-"""v1 with data made through the app → v2 (with a migration) → rollback.yml → restore on demand.
+"""v1 with data made through the app → v2 (with a migration) → rollback.yml → restore on demand
+→ backup.yml → v2 again, all with links to a root-only canary planted by the service user.
 
 The tests run in file order and share one module fixture per step: each step is one playbook run.
 """
 
 import pytest
 
-from lm_testlib import (DATABASE, ROOT, converge, db_state, http, release_of, rollback, run_client,
-                        sql)
+from lm_testlib import (CANARY, DATABASE, ROOT, as_service_user, backup, canary_is_intact, converge,
+                        db_state, http, plant_canary_links, release_of, rollback, run_client, sql)
 
 BACKUPS = f"{ROOT}/shared/backups"
 
@@ -16,7 +17,13 @@ def columns(host, table):
 
 
 @pytest.fixture(scope="module")
-def upgraded(host):
+def canary(host):
+    """Planted on v1 before every playbook run below."""
+    return plant_canary_links(host)
+
+
+@pytest.fixture(scope="module")
+def upgraded(host, canary):
     """Data made through the app on v1 (login, page views, an upload), then a deploy of v2."""
     client = run_client(host, "exercise")
     assert client["logged_in"] and client["download_sha256"] == client["upload_sha256"]
@@ -85,9 +92,18 @@ def test_rollback_to_an_unknown_release_changes_nothing(host, rolled_back):
 
 
 def test_rollback_restores_the_database_only_when_asked(host, upgraded, rolled_back):
+    since = host.check_output("date +%s")
     run = rollback({"lernmanager_rollback_to": upgraded["release"], "lernmanager_rollback_restore_db": "true"})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "color" not in columns(host, "classes"), "the pre-migration backup is back"
+    # The database as the rollback found it is kept, so the rollback can be undone.
+    undo = host.check_output(f"ls {BACKUPS}/*_{upgraded['release']}_pre_rollback.db")
+    check = ("import sqlite3, sys; db = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro&immutable=1', uri=True); "
+             "print('color' in [r[1] for r in db.execute('PRAGMA table_info(classes)')])")
+    assert host.check_output("python3 -c %s %s", check, undo) == "True"
+    # No request could start the app during the restore: its socket was closed.
+    socket_log = host.check_output(f"journalctl -u lernmanager.socket --since @{since} -o cat --no-pager")
+    assert "Closed" in socket_log, socket_log
     done = host.file(f"{ROOT}/shared/data/migrations_done.txt")
     assert done.content_string.split() == ["migrate_001_add_admin_created_at.py"]
     assert (done.user, done.mode) == ("lernmanager", 0o640)
@@ -102,3 +118,49 @@ def test_deploying_v2_again_migrates_again(host, rolled_back):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert release_of(host) == rolled_back
     assert "color" in columns(host, "classes")
+
+
+def test_backup_playbook_keeps_the_pre_migration_pool(host, upgraded):
+    pre_migration = sorted(b for b in host.check_output(f"ls {BACKUPS}").split() if "_to_" in b)
+    run = backup({"lernmanager_keep_backups": 1})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    names = host.check_output(f"ls {BACKUPS}").split()
+    manual = [n for n in names if n.endswith(f"_{release_of(host)}_manual.db")]
+    assert len(manual) == 1, names
+    assert not [n for n in names if n.endswith("_pre_rollback.db")], "keep=1 in the pool of the others"
+    assert sorted(n for n in names if "_to_" in n) == pre_migration, "pre-migration backups kept"
+    assert not [n for n in names if n.startswith(".")], "no partial file left"
+
+
+def test_a_planted_migration_record_fails_the_backup_and_leaks_nothing(host, canary):
+    record = f"{ROOT}/shared/data/migrations_done.txt"
+    host.run(as_service_user(f"mv {record} {record}.real"))
+    host.run(as_service_user(f"ln -s {CANARY} {record}"))
+    try:
+        run = backup()
+        assert run.returncode != 0
+        assert "migrations_done.txt is not a regular file" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+    finally:
+        host.run(as_service_user(f"mv -f {record}.real {record}"))
+    assert not [n for n in host.check_output(f"ls -A {BACKUPS}").split() if n.startswith(".")]
+
+
+def test_a_planted_uploads_link_stops_the_deploy_before_root_follows_it(host, canary):
+    uploads = f"{ROOT}/shared/instance/uploads"
+    host.run("install -d -m 0700 /root/lm-canary-dir")
+    before = host.check_output("stat -c '%u %g %a %i' /root/lm-canary-dir")
+    host.run(as_service_user(f"mv {uploads} {uploads}.real"))
+    host.run(as_service_user(f"ln -s /root/lm-canary-dir {uploads}"))
+    try:
+        run = converge({"lernmanager_standin_version": "v2"})
+        assert run.returncode != 0
+        assert f"{uploads} is not a directory" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
+    finally:
+        host.run(as_service_user(f"rm {uploads}"))
+        host.run(as_service_user(f"mv {uploads}.real {uploads}"))
+    assert host.check_output("stat -c '%u %g %a %i' /root/lm-canary-dir") == before
+    assert http(host, "/login").status == 200
+
+
+def test_the_canary_is_untouched_after_every_run(host, canary):
+    canary_is_intact(host, canary)

@@ -14,13 +14,16 @@ import argparse
 import gzip
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import time
 
@@ -229,17 +232,31 @@ def cmd_init_db(args):
     emit(changed=not existed, database=database, created=not existed)
 
 
+def read_record(path):
+    """The migration record's bytes, None when there is none. Anything but a regular file fails:
+    read through a link (or not at all) it would say which migrations ran wrongly."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        sys.exit(f"{path} is not a regular file (a link?): {error.strerror}; it must be the migration record")
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            sys.exit(f"{path} is not a regular file; it must be the migration record")
+        return handle.read()
+
+
 def pending_migrations(release, done_file):
     migrate_dir = os.path.join(release, "migrate")
-    done = set()
-    if os.path.exists(done_file):
-        done = {line.strip() for line in open(done_file, encoding="utf-8") if line.strip()}
+    record = read_record(done_file)
+    done = {line.strip() for line in (record or b"").decode("utf-8").splitlines() if line.strip()}
     scripts = sorted(name for name in os.listdir(migrate_dir)
                      if name.startswith("migrate_") and name.endswith(".py")) if os.path.isdir(migrate_dir) else []
     return [name for name in scripts if name not in done]
 
 
-def run_migrations(release, env, user=None):
+def run_migrations(release, env):
     """Upstream's protocol: run each pending migrate/migrate_*.py in order, record it on success.
 
     Returns (ran, failed_name, stderr)."""
@@ -247,14 +264,11 @@ def run_migrations(release, env, user=None):
     ran = []
     for name in pending_migrations(release, done_file):
         result = subprocess.run([sys.executable, os.path.join("migrate", name)], cwd=release, env=env,
-                                capture_output=True, text=True, user=user, group=user and group_of(user),
-                                extra_groups=[] if user else None)
+                                capture_output=True, text=True)
         if result.returncode != 0:
             return ran, name, (result.stdout + result.stderr)[-4000:]
         with open(done_file, "a", encoding="utf-8") as handle:
             handle.write(name + "\n")
-        if user:
-            shutil.chown(done_file, user, group_of(user))
         ran.append(name)
     return ran, None, ""
 
@@ -309,49 +323,39 @@ def cmd_migrate(args):
         sys.exit(1)
 
 
-# --- backups ------------------------------------------------------------------------------------
+# --- backups and restores: root never touches a name the service user can write -------------
+# shared/data and shared/instance belong to the service user, and the app parses pupils' uploads:
+# treat whatever is there as planted. Every read and write there runs as the service user, in a
+# child (`export`, `import`, `trial-run`) that talks to root through a pipe: a tar stream with
+# the members below. Root reads and writes only the root-only backups directory, through a
+# directory file descriptor, with O_NOFOLLOW|O_EXCL.
 # The live database is in WAL mode: a plain copy can miss committed rows. SQLite's online backup
-# API copies a consistent snapshot. It runs as the service user (root would leave root-owned
-# -wal/-shm files and the service would fail with "readonly database"); root then checks the copy
-# read-only (immutable: no -wal/-shm made) and moves it into the root-only backups directory.
+# API copies a consistent snapshot, and writes one back the same way.
 
-def group_of(user):
-    import grp
-    import pwd
-
-    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+DATABASE_MEMBER = "database"
+RECORD_MEMBER = "migrations_done.txt"
+RECORD_NAME = "migrations_done.txt"
+FREE_MARGIN = 100 << 20
+FILE_MODE = 0o640  # the service's own files; its UMask would give the same
 
 
-def as_user(user, func, *args):
-    """Run func(*args) in a child process with the user's uid/gid; raise if it fails."""
+def as_user(user):
+    """Popen arguments that run a child as the service user: the one way this helper drops
+    privileges (no supplementary groups, a working directory it may enter)."""
     import pwd
 
     entry = pwd.getpwnam(user)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.setgroups([])
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-            func(*args)
-            code = 0
-        except BaseException as error:  # the child must never return into the parent's code
-            print(f"{func.__name__}: {error}", file=sys.stderr)
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{func.__name__} as {user} failed")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "cwd": "/"}
 
 
-def sqlite_snapshot(database, target):
-    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    copy = sqlite3.connect(target)
-    with copy:
-        source.backup(copy)
-    copy.close()
-    source.close()
+def helper_as_user(user, argv, **kwargs):
+    """This helper again, as the service user, to completion."""
+    return subprocess.run([sys.executable, os.path.abspath(__file__), *argv], **as_user(user), **kwargs)
+
+
+def helper_as_user_streaming(user, argv, **kwargs):
+    """This helper again, as the service user, with a pipe to stream a tar through."""
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv], **as_user(user), **kwargs)
 
 
 def integrity_check(path):
@@ -364,6 +368,207 @@ def integrity_check(path):
     return result, tables
 
 
+def require_free_space(database, *directories):
+    """Fail before any change unless each file system has twice the database plus 100 MiB free."""
+    try:
+        size = os.stat(database, follow_symlinks=False).st_size
+    except FileNotFoundError:
+        size = 0
+    needed = 2 * size + FREE_MARGIN
+    for directory in directories:
+        stat = os.statvfs(directory)
+        free = stat.f_bavail * stat.f_frsize
+        if free < needed:
+            sys.exit(f"not enough free space in {directory}: {free >> 20} MiB free, {needed >> 20} MiB needed "
+                     f"(twice the database of {size >> 20} MiB plus 100 MiB); nothing was changed")
+
+
+def tar_add_bytes(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+def copy_members(stream, sinks):
+    """Copy each regular member of a tar stream into sinks[name](), an open binary file.
+
+    Returns the names seen; any other member (a link, a path, a second copy) is refused."""
+    seen = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name not in sinks or not member.isfile() or member.name in seen:
+                raise ValueError(f"unexpected member {member.name!r} in the stream")
+            with sinks[member.name]() as out:
+                shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+            seen.append(member.name)
+    return seen
+
+
+class Kept(io.BytesIO):
+    """An in-memory sink whose bytes survive close()."""
+
+    def close(self):
+        self.kept = self.getvalue()
+        super().close()
+
+
+# Run as the service user ----------------------------------------------------------------------
+
+def cmd_export(args):
+    """(service user) A checked snapshot of the database and its migration record, as tar on stdout."""
+    data_dir = os.path.dirname(args.database)
+    if not os.path.exists(args.database):
+        sys.exit(f"{args.database}: no database")
+    # First: a record that cannot be read fails the backup before anything is written.
+    record = read_record(os.path.join(data_dir, RECORD_NAME))
+    handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
+    os.close(handle)
+    try:
+        source = sqlite3.connect(f"file:{args.database}?mode=ro", uri=True)
+        copy = sqlite3.connect(temp)
+        with copy:
+            source.backup(copy)
+        copy.close()
+        source.close()
+        result, tables = integrity_check(temp)
+        if result != "ok":
+            sys.exit(f"integrity_check of the snapshot failed: {result}")
+        with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+            tar_add_bytes(tar, "check.json", json.dumps({"integrity": result, "tables": tables}).encode())
+            tar.add(temp, arcname=DATABASE_MEMBER)
+            if record is not None:
+                tar_add_bytes(tar, RECORD_MEMBER, record)
+    finally:
+        os.unlink(temp)
+
+
+def write_replacing(path, data):
+    """Write a file beside path and rename it over path: never half-written."""
+    handle, temp = tempfile.mkstemp(prefix=".import-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, FILE_MODE)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def restore_database(snapshot, database):
+    """Write snapshot into database with the backup API (a WAL database stays one)."""
+    source = sqlite3.connect(f"file:{snapshot}?mode=ro&immutable=1", uri=True)
+    target = sqlite3.connect(database)
+    try:
+        mode = target.execute("PRAGMA journal_mode").fetchone()[0]
+        # Pages of another size cannot be written into a WAL database: leave WAL for the copy.
+        target.execute("PRAGMA journal_mode=DELETE")
+        source.backup(target)
+        if mode.lower() == "wal":
+            target.execute("PRAGMA journal_mode=WAL")
+    finally:
+        target.close()
+        source.close()
+    os.chmod(database, FILE_MODE)
+
+
+def cmd_import(args):
+    """(service user) Put a tar of export's members back: database first, then its record."""
+    data_dir = os.path.dirname(args.database)
+    record = Kept()
+    handle, snapshot = tempfile.mkstemp(prefix=".import-", suffix=".db", dir=data_dir)
+    try:
+        seen = copy_members(sys.stdin.buffer, {DATABASE_MEMBER: lambda: os.fdopen(handle, "wb"),
+                                               RECORD_MEMBER: lambda: record})
+        if DATABASE_MEMBER not in seen:
+            sys.exit("no database in the stream; nothing was restored")
+        result, _ = integrity_check(snapshot)
+        if result != "ok":
+            sys.exit(f"integrity_check failed ({result}); nothing was restored")
+        restore_database(snapshot, args.database)
+    finally:
+        os.unlink(snapshot)
+    # The record belongs to the database: a restored pre-migration database must not stay marked
+    # as migrated. No record in the backup means none before the backup.
+    record_path = os.path.join(data_dir, RECORD_NAME)
+    if RECORD_MEMBER in seen:
+        write_replacing(record_path, record.kept)
+    elif os.path.lexists(record_path):
+        os.unlink(record_path)
+    emit(changed=True, database=args.database)
+
+
+def cmd_trial_run(args):
+    """(service user) The pending migrations on a copy of the release holding the streamed backup.
+
+    A copy, not links: an app that resolves its own path with realpath must still find the
+    trial's data/, not the live one."""
+    work = tempfile.mkdtemp(prefix=".trial-", dir=args.work_dir)
+    try:
+        app = os.path.join(work, "app")
+        shutil.copytree(args.release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
+        for sub in ("data", "instance/uploads", "instance/tmp"):
+            os.makedirs(os.path.join(app, sub))
+        data = os.path.join(app, "data")
+        copy_members(sys.stdin.buffer, {DATABASE_MEMBER: lambda: open(os.path.join(data, args.database_name), "xb"),
+                                        RECORD_MEMBER: lambda: open(os.path.join(data, RECORD_NAME), "xb")})
+        env = app_environment(args)
+        env["PYTHONPATH"] = app
+        env["TMPDIR"] = os.path.join(app, "instance", "tmp")
+        ran, failed, stderr = run_migrations(app, env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    emit(changed=False, ran=ran, failed=failed, stderr=stderr)
+
+
+# Run as root ----------------------------------------------------------------------------------
+
+def open_backups_dir(path):
+    """The root-only backups directory as a file descriptor (created 0700 if missing)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if st.st_uid != 0 or st.st_mode & 0o077:
+        os.close(fd)
+        sys.exit(f"{path} must be root's alone (mode 0700)")
+    return fd
+
+
+class BackupFile:
+    """A new 0600 file in the backups directory, written as .<name>.partial, renamed by commit()."""
+
+    def __init__(self, dir_fd, name):
+        self.dir_fd, self.name, self.partial = dir_fd, name, f".{name}.partial"
+        self.written = False
+
+    def open(self):
+        try:
+            os.unlink(self.partial, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.dir_fd)
+        self.written = True
+        return os.fdopen(fd, "wb")
+
+    def commit(self):
+        fd = os.open(self.partial, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self.dir_fd)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(self.partial, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def discard(self):
+        try:
+            os.unlink(self.partial, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+def backup_pool(name):
+    """Pre-migration backups (<from>_to_<to>) have a pool of their own: no other kind pushes them out."""
+    return "pre-migration" if "_to_" in name else "other"
+
+
 def backup_files(dest_dir):
     """Backups, newest first: <UTC time>_<label>.db, each with its .migrations_done.txt."""
     names = [n for n in os.listdir(dest_dir) if n.endswith(".db")] if os.path.isdir(dest_dir) else []
@@ -371,107 +576,142 @@ def backup_files(dest_dir):
 
 
 def cmd_backup(args):
-    if not os.path.exists(args.database):
+    if not os.path.lexists(args.database):
         emit(changed=False, backup=None, reason="no database yet")
         return
-    data_dir = os.path.dirname(args.database)
+    dir_fd = open_backups_dir(args.dest_dir)
     name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "_" + args.label
-    temp = os.path.join(data_dir, f".backup-{name}.tmp")
-    as_user(args.user, sqlite_snapshot, args.database, temp)
     try:
-        result, tables = integrity_check(temp)
-        if result != "ok":
-            sys.exit(f"integrity_check of the backup failed: {result}")
-        os.makedirs(args.dest_dir, mode=0o700, exist_ok=True)
-        backup = os.path.join(args.dest_dir, name + ".db")
-        shutil.move(temp, backup)
+        require_free_space(args.database, os.path.dirname(args.database), args.dest_dir)
+        database = BackupFile(dir_fd, name + ".db")
+        record = BackupFile(dir_fd, name + ".migrations_done.txt")
+        check = Kept()
+        child = helper_as_user_streaming(args.user, ["export", f"--database={args.database}"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            seen = copy_members(child.stdout, {"check.json": lambda: check, DATABASE_MEMBER: database.open,
+                                               RECORD_MEMBER: record.open})
+        except (ValueError, OSError, tarfile.TarError) as error:
+            seen = [f"unreadable stream: {error}"]
+        errors = child.stderr.read().decode(errors="replace")
+        if child.wait() != 0 or DATABASE_MEMBER not in seen or "check.json" not in seen:
+            database.discard()
+            record.discard()
+            sys.exit(f"the snapshot as {args.user} failed ({seen}): {errors[-2000:]}")
+        check = json.loads(check.kept)
+        # The record first: a .db without its record would read as "no migrations ran".
+        if record.written:
+            record.commit()
+        database.commit()
+        removed = []
+        pool = backup_pool(name)
+        for old in [n for n in backup_files(args.dest_dir) if backup_pool(n) == pool][args.keep:]:
+            for path in (old, old[:-3] + ".migrations_done.txt"):
+                try:
+                    os.unlink(path, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+            removed.append(old)
     finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    os.chown(backup, 0, 0)
-    os.chmod(backup, 0o600)
-    # The backup is the database *and* its migration record: a restored pre-migration database
-    # must not stay marked as migrated. "absent" is recorded as a missing companion file.
-    done_file = os.path.join(data_dir, "migrations_done.txt")
-    if os.path.exists(done_file):
-        shutil.copyfile(done_file, backup[:-3] + ".migrations_done.txt")
-        os.chmod(backup[:-3] + ".migrations_done.txt", 0o600)
-    removed = []
-    for old in backup_files(args.dest_dir)[args.keep:]:
-        for path in (old, old[:-3] + ".migrations_done.txt"):
-            if os.path.exists(os.path.join(args.dest_dir, path)):
-                os.unlink(os.path.join(args.dest_dir, path))
-        removed.append(old)
-    emit(changed=True, backup=backup, integrity=result, tables=tables, removed=removed)
+        os.close(dir_fd)
+    emit(changed=True, backup=os.path.join(args.dest_dir, name + ".db"), integrity=check["integrity"],
+         tables=check["tables"], removed=removed)
+
+
+def send_backup(backup, user, argv):
+    """Stream a backup (root-only, trusted) and its migration record to the helper as the service
+    user; returns (exit code, stdout, stderr)."""
+    result, _ = integrity_check(backup)
+    if result != "ok":
+        sys.exit(f"{backup}: integrity_check failed ({result}); nothing was changed")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = helper_as_user_streaming(user, argv, stdin=subprocess.PIPE, stdout=out, stderr=err)
+        try:
+            with tarfile.open(fileobj=child.stdin, mode="w|") as tar:
+                tar.add(backup, arcname=DATABASE_MEMBER)
+                if os.path.exists(backup[:-3] + ".migrations_done.txt"):
+                    tar.add(backup[:-3] + ".migrations_done.txt", arcname=RECORD_MEMBER)
+        except BrokenPipeError:
+            pass  # the child stopped reading: its exit code and stderr say why
+        finally:
+            child.stdin.close()
+        code = child.wait()
+        out.seek(0)
+        err.seek(0)
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
 
 
 def cmd_restore(args):
-    """Put a backup back (the service must be stopped): database, migration record, no stale WAL."""
-    result, _ = integrity_check(args.backup)
-    if result != "ok":
-        sys.exit(f"{args.backup}: integrity_check failed ({result}); nothing was restored")
-    data_dir = os.path.dirname(args.database)
-    group = group_of(args.user)
-    temp = os.path.join(data_dir, ".restore.tmp")
-    shutil.copyfile(args.backup, temp)
-    shutil.chown(temp, args.user, group)
-    os.chmod(temp, 0o640)
-    for suffix in ("-wal", "-shm", "-journal"):
-        if os.path.exists(args.database + suffix):
-            os.unlink(args.database + suffix)
-    os.replace(temp, args.database)
-    done_backup = args.backup[:-3] + ".migrations_done.txt"
-    done_file = os.path.join(data_dir, "migrations_done.txt")
-    if os.path.exists(done_backup):
-        shutil.copyfile(done_backup, done_file + ".tmp")
-        shutil.chown(done_file + ".tmp", args.user, group)
-        os.chmod(done_file + ".tmp", 0o640)
-        os.replace(done_file + ".tmp", done_file)
-    elif os.path.exists(done_file):
-        os.unlink(done_file)
+    """Put a backup back (the service and its socket must be stopped), as the service user."""
+    require_free_space(args.backup, os.path.dirname(args.database))
+    code, _, errors = send_backup(args.backup, args.user, ["import", f"--database={args.database}"])
+    if code != 0:
+        sys.exit(f"the restore as {args.user} failed: {errors[-2000:]}")
     emit(changed=True, restored=args.backup, database=args.database)
 
 
 def cmd_trial_migrate(args):
-    """Run the pending migrations on a copy of a backup first: a failing one never touches live data.
-
-    The trial runs in a copy of the release (not links: an app that resolves its own path with
-    realpath must still find the trial's data/, not the live one) whose data/ holds the snapshot."""
-    done_file = os.path.join(args.release, "data", "migrations_done.txt")
-    pending = pending_migrations(args.release, done_file)
+    """Run the pending migrations on a copy of a backup first: a failing one never touches live data."""
+    pending = helper_as_user(args.user, ["migrate", "--list", f"--release={args.release}",
+                                      f"--env-file={args.env_file}"], capture_output=True, text=True)
+    if pending.returncode != 0:
+        sys.exit(f"listing the migrations as {args.user} failed: {pending.stderr[-2000:]}")
+    pending = json.loads(pending.stdout)["pending"]
     if not pending:
         emit(changed=False, pending=[])
         return
-    group = group_of(args.user)
-    work = tempfile.mkdtemp(prefix=".trial-", dir=args.work_dir)
+    require_free_space(args.backup, args.work_dir)
+    _, out, errors = send_backup(args.backup, args.user, [
+        "trial-run", f"--release={args.release}", f"--env-file={args.env_file}", f"--work-dir={args.work_dir}",
+        f"--database-name={args.database_name}"])
     try:
-        app = os.path.join(work, "app")
-        shutil.copytree(args.release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
-        for sub in ("data", "instance/uploads", "instance/tmp"):
-            os.makedirs(os.path.join(app, sub))
-        shutil.copyfile(args.backup, os.path.join(app, "data", args.database_name))
-        if os.path.exists(args.backup[:-3] + ".migrations_done.txt"):
-            shutil.copyfile(args.backup[:-3] + ".migrations_done.txt", os.path.join(app, "data", "migrations_done.txt"))
-        for root, dirs, files in os.walk(work):
-            for name in dirs + files:
-                os.lchown(os.path.join(root, name), *user_ids(args.user))
-        os.chown(work, *user_ids(args.user))
-        env = app_environment(args)
-        env["PYTHONPATH"] = app
-        env["TMPDIR"] = os.path.join(app, "instance", "tmp")
-        ran, failed, stderr = run_migrations(app, env, user=args.user)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    emit(changed=False, pending=pending, ran=ran, failed=failed, stderr=stderr)
-    if failed:
-        sys.exit(f"migration {failed} failed on a copy of the database; the live database was not touched")
+        result = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        sys.exit(f"the trial as {args.user} failed: {errors[-2000:]}")
+    emit(changed=False, pending=pending, ran=result["ran"], failed=result["failed"], stderr=result["stderr"])
+    if result["failed"]:
+        sys.exit(f"migration {result['failed']} failed on a copy of the database; the live database was not touched")
 
 
-def user_ids(user):
+# --- directories inside the service's own -----------------------------------------------------
+
+def cmd_ensure_dirs(args):
+    """Create and set directories inside a directory the service user owns, through file
+    descriptors: a name the user replaced with a link is refused, never followed."""
+    import grp
     import pwd
 
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
+    parent = os.open(args.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    changed = []
+    try:
+        for spec in args.dirs:
+            name, owner, group, mode = spec.split(":")
+            uid, gid, mode = pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid, int(mode, 8)
+            try:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+                if not args.dry_run:
+                    os.mkdir(name, 0o700, dir_fd=parent)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                sys.exit(f"{os.path.join(args.parent, name)} is not a directory (a link or a file planted "
+                         f"in the service's directory?): move it away and run again; nothing was changed")
+            if args.dry_run:
+                if st is None or (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (uid, gid, mode):
+                    changed.append(name)
+                continue
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            try:
+                st = os.fstat(fd)
+                if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (uid, gid, mode):
+                    os.fchown(fd, uid, gid)
+                    os.fchmod(fd, mode)  # after fchown, which clears setgid
+                    changed.append(name)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(parent)
+    emit(changed=bool(changed), changed_dirs=changed)
 
 
 # --- housekeeping -------------------------------------------------------------------------------
@@ -542,6 +782,20 @@ def main():
     p.add_argument("--work-dir", required=True)
     p.add_argument("--database-name", default="mbi_tracker.db")
 
+    # Run as the service user by the subcommands above, never by Ansible.
+    p = sub.add_parser("trial-run", help="(service user) migrations on a copy: backup as tar on stdin")
+    p.add_argument("--release", required=True)
+    p.add_argument("--env-file", required=True)
+    p.add_argument("--work-dir", required=True)
+    p.add_argument("--database-name", required=True)
+    p.set_defaults(func=cmd_trial_run)
+    p = sub.add_parser("export", help="(service user) checked snapshot as tar on stdout")
+    p.add_argument("--database", required=True)
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="(service user) database and record from tar on stdin")
+    p.add_argument("--database", required=True)
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("read-env", help="an env file as JSON")
     p.add_argument("env_file")
     p.set_defaults(func=cmd_read_env)
@@ -559,6 +813,12 @@ def main():
     p.add_argument("--database", required=True)
     p.add_argument("--user", required=True)
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("ensure-dirs", help="directories inside one the service user owns, never following links")
+    p.add_argument("--parent", required=True)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("dirs", nargs="+", metavar="NAME:OWNER:GROUP:MODE")
+    p.set_defaults(func=cmd_ensure_dirs)
 
     p = sub.add_parser("cleanup", help="remove old releases, unused venvs and their bytecode")
     p.add_argument("--root", required=True)
