@@ -376,8 +376,13 @@ def require_free_space(database, *directories):
         size = 0
     needed = 2 * size + FREE_MARGIN
     for directory in directories:
-        stat = os.statvfs(directory)
-        free = stat.f_bavail * stat.f_frsize
+        # Through a descriptor opened without following a link: the service owns some of them.
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            space = os.statvfs(fd)
+        finally:
+            os.close(fd)
+        free = space.f_bavail * space.f_frsize
         if free < needed:
             sys.exit(f"not enough free space in {directory}: {free >> 20} MiB free, {needed >> 20} MiB needed "
                      f"(twice the database of {size >> 20} MiB plus 100 MiB); nothing was changed")
