@@ -54,6 +54,7 @@ EXECUTABLE_PACKAGE = {
     "tar": "tar",
     "find": "findutils",
     "runuser": "util-linux",
+    "setpriv": "util-linux",
     "invoke-rc.d": "init-system-helpers",
 }
 # Not programs: the shell runs these itself.

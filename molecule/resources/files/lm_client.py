@@ -47,6 +47,11 @@ class Client:
             self.cookies.load(ignore_discard=True)
         self.host_header = host_header
         self.timeout = timeout
+        # Sent as a browser does (same origin: the full URL of the page before). Flask-WTF's CSRF
+        # check refuses a POST over HTTPS without a Referer of the site itself.
+        base_parts = urllib.parse.urlsplit(self.base)
+        self.origin = f"{base_parts.scheme}://{host_header or base_parts.netloc}"
+        self.referer = None
         context = ssl.create_default_context()
         if insecure:
             # The test beds use self-signed certificates.
@@ -62,10 +67,13 @@ class Client:
             req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
             if self.host_header:
                 req.add_header("Host", self.host_header)
+            if self.referer:
+                req.add_header("Referer", self.referer)
             with self.opener.open(req, timeout=self.timeout) as response:
                 status, data, response_headers = response.status, response.read(), response.headers
             location = response_headers.get("Location")
             if not (follow and status in (301, 302, 303, 307, 308) and location):
+                self.referer = self.origin + path
                 return status, path, data, response_headers
             # Only the path of a Location is used, so that every request goes to --base.
             target = urllib.parse.urlsplit(urllib.parse.urljoin(path, location))

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 
@@ -109,6 +110,26 @@ def playbook(path, extra_vars=None, verbose=False, tags=None):
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     finally:
         os.unlink(handle.name)
+
+
+def killed_converge(extra_vars, at, on="task_start"):
+    """Run the converge playbook and SIGKILL it, with its process group, at a task (by its name or
+    the end of it; on="runner_start": while the task runs on the host), as a dropped SSH
+    connection would end it (callback_plugins/lm_kill.py). Returns the killed run's PID."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars, handle)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACKS_ENABLED="lm_kill", LM_KILL_AT=at, LM_KILL_ON=on,
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(RESOURCES, "callback_plugins"))
+    try:
+        run = subprocess.Popen(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                                os.path.join(RESOURCES, "converge.yml"), "-e", "@" + handle.name],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+        output, _ = run.communicate(timeout=1800)
+    finally:
+        os.unlink(handle.name)
+    assert run.returncode == -signal.SIGKILL, f"not killed at {at!r}: {output[-4000:]}"
+    return run.pid
 
 
 def converge(extra_vars=None, tags=None):

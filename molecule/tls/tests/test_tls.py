@@ -14,6 +14,7 @@ from lm_testlib import converge, put_script
 NAME = "lernmanager.test"
 RESOLVE = f"--resolve {NAME}:443:127.0.0.1 --resolve {NAME}:80:127.0.0.1"
 ROOT_CA = "/root/pebble-root.pem"
+ADMIN_PASSWORD = "/etc/lernmanager/admin_password"
 OPENSSL_CLIENT = f"echo | openssl s_client -connect 127.0.0.1:443 -servername {NAME}"
 
 
@@ -118,12 +119,32 @@ def provided_cert(tmp_path_factory):
     return d / "cert.pem", d / "key.pem", fingerprint
 
 
+def login_over_https(host, password):
+    result = host.run(f"python3 {put_script(host, 'lm_client.py')} --base https://{NAME} --insecure "
+                      f"--password {password} exercise")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)["logged_in"]
+
+
+def test_public_site_has_a_generated_admin_password_in_a_root_only_file(host):
+    # The scenario sets no lernmanager_admin_password, and the site is public (acme).
+    f = host.file(ADMIN_PASSWORD)
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    password = f.content_string.strip()
+    assert len(password) >= 20
+    assert not login_over_https(host, "admin"), "admin/admin must not work on a public site"
+    assert login_over_https(host, password)
+
+
 def test_provided_certificate_is_served_and_its_key_kept_secret(host, provided_cert):
     cert, key, fingerprint = provided_cert
     run = converge({"lernmanager_tls": "provided", "lernmanager_tls_cert_file": str(cert),
                     "lernmanager_tls_key_file": str(key)})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert open(key).read().splitlines()[1] not in run.stdout + run.stderr
+    # The play's last message names the admin password's file, and nothing prints the password.
+    assert f"`sudo cat {ADMIN_PASSWORD}`" in run.stdout.rsplit("Remove old releases", 1)[-1]
+    assert host.file(ADMIN_PASSWORD).content_string.strip() not in run.stdout + run.stderr
     assert served_cert(host, "-fingerprint", "-sha256") == fingerprint
     k = host.file("/etc/lernmanager/tls/privkey.pem")
     assert (k.user, k.group, k.mode) == ("root", "root", 0o600)

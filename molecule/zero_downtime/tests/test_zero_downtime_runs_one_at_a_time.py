@@ -1,17 +1,18 @@
-"""One run of the collection's playbooks at a time per host (after test_zero_downtime.py: v2 is live).
+"""One run of the collection's playbooks at a time per host, and runs killed at their worst moments
+(after test_zero_downtime.py: v2 is live).
 
-Two deploys started at the same moment, a run killed while it holds the lock, and a lock held by
-a run of another controller."""
+Two deploys started at the same moment; runs killed (SIGKILL, as a dropped SSH connection ends
+them) while they hold the lock, at three points of a deploy, each followed by a plain run; a lock
+held by a run of another controller."""
 
 import json
-import os
-import signal
-import subprocess
-import tempfile
+import re
 import threading
 import time
 
-from lm_testlib import RESOURCES, ROOT, backup, converge, http, recap_changed, release_of
+import pytest
+
+from lm_testlib import ROOT, as_service_user, backup, converge, http, killed_converge, recap_changed, release_of
 
 LOCK = "/run/lernmanager-deploy.lock"
 
@@ -38,32 +39,55 @@ def test_two_deploys_at_once_build_one_release(host):
     assert not host.file(LOCK).exists, "released at the end of both runs"
 
 
-def start_converge(extra_vars):
-    """The converge playbook in the background, in a process group of its own."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra_vars, handle)
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-    return subprocess.Popen(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-                             os.path.join(RESOURCES, "converge.yml"), "-e", "@" + handle.name],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+UNIT, CONF = "/etc/systemd/system/lernmanager.service", "/etc/lernmanager/gunicorn.conf.py"
 
 
-def test_the_lock_of_a_killed_run_is_taken_over(host):
-    killed = start_converge({"lernmanager_standin_version": "v2"})
-    for _ in range(240):
-        if host.file(LOCK).exists:
-            break
-        time.sleep(0.5)
-    holder = json.loads(host.file(LOCK).content_string)
-    # As a dropped SSH connection ends it: no cleanup of any kind.
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
-    assert holder["pid"] == killed.pid and holder["playbook"] == "converge.yml", holder
+def serving(host):
+    """The release the running gunicorn was started in: its working directory, which gunicorn.conf.py
+    resolves from `current` when it starts."""
+    pid = host.check_output("systemctl show -P MainPID lernmanager.service")
+    # As the service user: root in a container has no CAP_SYS_PTRACE to read another user's cwd.
+    return host.check_output(as_service_user(f"readlink /proc/{pid}/cwd")).rsplit("/", 1)[-1]
+
+
+def venv_of_unit(host):
+    return re.search(r"^ExecStart=(\S+)/bin/python", host.file(UNIT).content_string, re.M).group(1)
+
+
+def previous_of(host):
+    return host.check_output(f"readlink {ROOT}/previous").rsplit("/", 1)[-1]
+
+
+# Where a dropped connection can end a deploy (issue 9): after the new release and venv are
+# complete (v2_deps has a venv of its own), after `current` is switched but before the restart,
+# and while the health check runs. Each kill switches between v2_deps and v2_patch.
+KILL_POINTS = [
+    ("v2_deps", "lernmanager : Write the security headers snippet", "task_start"),
+    ("v2_patch", "lernmanager : Enable and start the socket", "task_start"),
+    ("v2_deps", "lernmanager : Wait until /login answers 200 through nginx", "runner_start"),
+]
+
+
+@pytest.mark.parametrize(("version", "at", "on"), KILL_POINTS, ids=["before-activation", "after-switch", "in-health-check"])
+def test_the_next_run_after_a_kill_serves_what_current_names(host, version, at, on):
+    served, unit = serving(host), host.file(UNIT).content_string
+    assert served == release_of(host), "each test starts from a health-checked state"
+    killed = killed_converge({"lernmanager_standin_version": version}, at, on)
     assert host.file(LOCK).exists, "the killed run left its lock behind"
-    run = converge({"lernmanager_standin_version": "v2"})
+    if at.endswith("security headers snippet"):
+        # Nothing live changed: not even the unit names the new, untried venv.
+        assert (serving(host), release_of(host), host.file(UNIT).content_string) == (served, served, unit)
+    elif at.endswith("start the socket"):
+        assert release_of(host) != served == serving(host), "killed between the switch and the restart"
+    run = converge({"lernmanager_standin_version": version})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert f"took over the host lock of converge.yml (PID {killed.pid}" in run.stdout
-    assert 'name="standin-version" content="2"' in http(host, "/login").body
+    assert f"took over the host lock of converge.yml (PID {killed}" in run.stdout
+    live = release_of(host)
+    assert live != served and serving(host) == live, (served, live, serving(host))
+    assert previous_of(host) == served
+    assert venv_of_unit(host) == host.check_output(f"readlink {ROOT}/releases/{live}/.venv")
+    assert json.loads(host.file(f"{ROOT}/live.json").content_string)["release"] == live
+    assert http(host, "/login").status == 200
     assert not host.file(LOCK).exists
 
 
