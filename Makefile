@@ -22,18 +22,29 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:
 	@echo "make demo       deploy the stand-in app into a local 1 CPU / 1 GB Debian container"
 	@echo "make test       everything CI runs: lint, fast tests, every Molecule scenario"
-	@echo "make lint | unit | molecule [SCENARIOS=default] | testbed | build"
+	@echo "make lint (yamllint, ansible-lint, ansible-test sanity) | unit | molecule [SCENARIOS=default] | testbed | build"
 
 $(BIN)/.installed: requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: lint unit molecule
+# On a bare machine the test bed (container engine, debootstrapped base images) takes minutes,
+# mostly waiting on the network: it is set up beside lint and the fast tests.
+test: $(BIN)/.installed
+	@mkdir -p .cache/logs
+	@start=$$(date +%s); scripts/testbed.sh >.cache/logs/testbed.log 2>&1 & testbed=$$!; \
+	  rc=0; $(MAKE) --no-print-directory lint unit || rc=$$?; \
+	  tb=0; wait $$testbed || tb=$$?; cat .cache/logs/testbed.log; \
+	  echo "lint, unit and the test bed (beside them): $$(( $$(date +%s) - start )) s"; \
+	  [ $$rc -eq 0 ] && [ $$tb -eq 0 ]
+	@$(MAKE) --no-print-directory molecule
 
+# yamllint, ansible-lint, and ansible-test sanity on the collection as built (scripts/sanity.sh).
 lint: $(BIN)/.installed
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
+	scripts/sanity.sh
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q -n 2 tests

@@ -1,5 +1,6 @@
 """Shared paths and small helpers for the fast tests (no containers)."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -32,3 +33,43 @@ def run_ansible(*args, cwd=REPO, env=None):
     return subprocess.run(
         [str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )
+
+
+def run_module(name, args, check=False, python=sys.executable):
+    """A module of the collection, run for real through `ansible localhost -m`: its result as a
+    dict, `_failed` saying whether the task failed."""
+    result = run_ansible("ansible", "localhost", "-i", "localhost,", "-c", "local", "-m", f"lernmanager.deploy.{name}",
+                         "-a", json.dumps(args), "-e", f"ansible_python_interpreter={python}",
+                         *(["--check"] if check else []), env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+    head, _, body = result.stdout.partition(" => ")
+    assert body, result.stdout + result.stderr
+    outcome = json.loads(body)
+    outcome["_failed"] = "FAILED" in head
+    return outcome
+
+
+# A host as the role sees it after gathering facts: 1 vCPU, 1 GiB, Debian 12, no IPv6.
+FACTS = {"fqdn": "vps.lernmanager.test", "distribution_major_version": "12", "all_ipv6_addresses": [],
+         "processor_nproc": 1, "memtotal_mb": 1024}
+
+
+def render_template(name, **variables):
+    """A role template rendered by Ansible's own templating (its Jinja2 settings, its filters and
+    the collection's), with the role's defaults and vars as Ansible loads them (so every derived
+    value comes from the role's own expression), facts of a small VPS, and the given variables."""
+    sys.path.insert(0, str(REPO / "collections"))  # the collection's filters: lernmanager.deploy.*
+    try:
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar, trust_as_template
+    finally:
+        sys.path.remove(str(REPO / "collections"))
+    loader = DataLoader()
+    context = {**loader.load_from_file(str(ROLE / "defaults" / "main.yml"), trusted_as_template=True),
+               **loader.load_from_file(str(ROLE / "vars" / "main.yml"), trusted_as_template=True),
+               "ansible_facts": FACTS, "ansible_managed": "Ansible managed", "inventory_hostname": "vps",
+               "role_path": str(ROLE), **variables}
+    source = (ROLE / "templates" / name).read_text(encoding="utf-8")
+    # As the template action renders a file: no backslash escaping (that is for YAML strings),
+    # its default trim_blocks.
+    return Templar(loader=loader, variables=context).template(
+        trust_as_template(source), escape_backslashes=False, overrides={"trim_blocks": True})

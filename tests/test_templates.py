@@ -1,22 +1,15 @@
-"""Templates rendered with Ansible's own Jinja2 settings, without a host: what varies, varies."""
+"""Templates rendered by Ansible's own templating (helpers.render_template): the role's defaults
+and vars, its real filters, facts of a 1 CPU / 1 GB Debian 12 VPS. What varies, varies."""
 
 import re
 
-import jinja2
 import pytest
 
-from helpers import ROLE, role_defaults
-
-BASE = {"ansible_managed": "Ansible managed", "__lernmanager_hsts": False, "lernmanager_hsts_max_age": 31536000,
-        "lernmanager_nginx_csp": ""}
+from helpers import render_template, role_defaults
 
 
 def render(name, **variables):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters["comment"] = lambda text: "# " + text
-    env.filters["bool"] = bool
-    return env.get_template(name).render({**BASE, **variables})
+    return render_template(name, **variables)
 
 
 def header_lines(text):
@@ -40,13 +33,10 @@ def test_hsts_only_when_asked():
 
 
 def render_site(**variables):
-    """The nginx site with the role's defaults, plain HTTP, as on a 1 CPU / 1 GB host."""
-    site = {**role_defaults(), "__lernmanager_tls_mode": "off", "__lernmanager_tls_ready": False,
-            "__lernmanager_nginx_ipv6": False, "__lernmanager_server_name": "lernmanager.test",
-            "__lernmanager_nginx_headers": "/etc/nginx/snippets/h.conf", "__lernmanager_password_rate": 8,
-            "__lernmanager_acme_webroot": "/var/lib/acme", "__lernmanager_nginx_http2_on": False,
-            "__lernmanager_tls_cert": "c", "__lernmanager_tls_key": "k",
-            "__lernmanager_nginx_error_log": "/var/log/nginx/lernmanager/error.log"}
+    """The nginx site with the role's defaults, plain HTTP, as on a 1 CPU / 1 GB host (the
+    password rate is what tasks/sizing.yml computes for it)."""
+    site = {"lernmanager_server_name": "lernmanager.test", "__lernmanager_tls_ready": False,
+            "__lernmanager_password_rate": 8}
     return render("nginx-site.j2", **{**site, **variables})
 
 
@@ -113,10 +103,8 @@ def test_password_paths_match_the_apps_routes(path, limited):
 
 
 def render_unit(**variables):
-    unit = {**role_defaults(), "__lernmanager_env_file": "/etc/lernmanager/lernmanager.env",
-            "__lernmanager_venv": "/opt/lernmanager/venvs/v", "__lernmanager_gunicorn_conf": "/etc/lernmanager/g.py",
-            "__lernmanager_memory_high_mb": 600, "__lernmanager_memory_max_mb": 750,
-            "ansible_facts": {"distribution_major_version": "12"}}
+    unit = {"__lernmanager_venv": "/opt/lernmanager/venvs/v", "__lernmanager_memory_high_mb": 600,
+            "__lernmanager_memory_max_mb": 750}
     return render("lernmanager.service.j2", **{**unit, **variables})
 
 
@@ -136,3 +124,126 @@ def test_firewall_keeps_the_port_ansible_came_in_on():
     # As vars/main.yml resolves __lernmanager_ssh_port: the setting, else ansible_port, else 22.
     ruleset = render("nftables.conf.j2", __lernmanager_ssh_port="2222", lernmanager_firewall_extra_tcp_ports=[])
     assert "tcp dport { 2222, 80, 443 } accept" in ruleset
+
+
+# --- the site in each TLS mode -------------------------------------------------------------------
+CERTS = {
+    "selfsigned": "/etc/lernmanager/tls/selfsigned-",
+    "provided": "/etc/lernmanager/tls/",
+    "acme": "/etc/letsencrypt/live/school.example.org/",
+}
+
+
+def tls_site(mode, ready=True, **variables):
+    return render_site(lernmanager_server_name="School.Example.org.", lernmanager_tls=mode,
+                       __lernmanager_tls_ready=ready, **variables)
+
+
+def server_blocks(text):
+    """The body of each top-level server block, in order."""
+    return [body for name, body in location_blocks(text.replace("\nserver {", "\nlocation server {")).items()
+            if name.startswith("location server")] or []
+
+
+@pytest.mark.parametrize("mode", sorted(CERTS))
+def test_a_tls_site_serves_https_with_its_own_certificate_and_redirects_http(mode):
+    text = tls_site(mode)
+    assert f"ssl_certificate {CERTS[mode]}fullchain.pem;" in text
+    assert f"ssl_certificate_key {CERTS[mode]}privkey.pem;" in text
+    assert text.count("ssl_certificate ") == 1, "one certificate: never the other mode's"
+    assert "server_name school.example.org;" in text, "the name as nginx and ACME spell it"
+    assert "return 301 https://$host$request_uri;" in text
+    assert "listen 443 ssl http2;" in text, "Debian 12's nginx 1.22 takes http2 on the listen line"
+    assert ("/.well-known/acme-challenge/" in text) is (mode == "acme"), "the challenge only for ACME"
+
+
+def test_http2_moves_to_its_own_directive_on_debian_13():
+    from helpers import FACTS
+    text = tls_site("provided", ansible_facts={**FACTS, "distribution_major_version": "13"})
+    assert "listen 443 ssl;" in text and "http2 on;" in text and "ssl http2" not in text
+
+
+@pytest.mark.parametrize("mode", ["off", "acme", "selfsigned"])
+def test_no_https_before_a_certificate_exists(mode):
+    """Plain HTTP until the certificate is there (ACME answers its challenge over HTTP first)."""
+    text = tls_site(mode, ready=False)
+    assert "listen 443" not in text and "ssl_certificate" not in text and "return 301" not in text
+    assert ("/.well-known/acme-challenge/" in text) is (mode == "acme")
+
+
+def test_hsts_only_for_certificates_browsers_trust():
+    for mode, sent in (("selfsigned", False), ("acme", True), ("provided", True)):
+        headers = render("security-headers.conf.j2", lernmanager_server_name="school.example.org", lernmanager_tls=mode)
+        assert ("Strict-Transport-Security" in headers) is sent, mode
+
+
+# --- the env file: what systemd reads is what was meant ------------------------------------------
+def systemd_environment_file(text):
+    """KEY=VALUE pairs as systemd's EnvironmentFile= parser reads them (src/basic/env-file.c):
+    comments, and inside double quotes a backslash escapes only  " \\ ` $  (and a newline)."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, raw = line.split("=", 1)
+        if not (raw.startswith('"') and raw.endswith('"') and len(raw) >= 2):
+            env[key] = raw
+            continue
+        value, chars = [], iter(raw[1:-1])
+        for char in chars:
+            if char == "\\":
+                escaped = next(chars)
+                value.append(escaped if escaped in '"\\`$' else "\\" + escaped)
+            else:
+                assert char != '"', f"an unescaped quote ends {key}'s value early: {raw}"
+                value.append(char)
+        env[key.strip()] = "".join(value)
+    return env
+
+
+TRICKY = 'a"b\\c$HOME ${X} #d \'e` \\"f\\\\'
+
+
+def test_the_env_file_carries_any_secret_and_setting_unchanged():
+    text = render("lernmanager.env.j2", __lernmanager_secret_key=TRICKY,
+                  __lernmanager_settings={"SCHOOL_NAME": TRICKY, "LLM_BASE_URL": "https://x.test/v1#frag"})
+    env = systemd_environment_file(text)
+    assert env["SECRET_KEY"] == TRICKY and env["SCHOOL_NAME"] == TRICKY
+    assert env["LLM_BASE_URL"] == "https://x.test/v1#frag"
+    assert env["FLASK_ENV"] == "production"
+    # The deploy-time reader (the modules' app_runtime.load_env_file) reads the same.
+    import sys
+    from helpers import REPO
+    sys.path.insert(0, str(REPO / "collections"))
+    try:
+        from ansible_collections.lernmanager.deploy.plugins.module_utils import app_runtime
+    finally:
+        sys.path.remove(str(REPO / "collections"))
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as handle:
+        handle.write(text)
+        handle.flush()
+        assert app_runtime.load_env_file(handle.name) == env
+
+
+# --- the apt hook --------------------------------------------------------------------------------
+def test_the_apt_hook_recompiles_the_stdlib_without_the_skipped_parts(tmp_path):
+    """The hook's own command, run on a small stand-in stdlib: stale files compiled into the prefix,
+    the parts the bytecode module skips skipped here too."""
+    import subprocess
+    import sys
+    stdlib, prefix = tmp_path / "stdlib", tmp_path / "pycache"
+    for name in ("json/__init__.py", "test/test_json.py", "idlelib/run.py", "unittest/case.py"):
+        (stdlib / name).parent.mkdir(parents=True, exist_ok=True)
+        (stdlib / name).write_text("X = 1\n")
+    prefix.mkdir()
+    hook = render("apt-pycache-hook.j2", lernmanager_pycache_prefix=str(prefix),
+                  __lernmanager_compile={"stdlib_dir": str(stdlib)})
+    command = re.search(r'^DPkg::Post-Invoke \{ "(.*)"; \};$', hook, re.M).group(1)
+    command = command.replace("/usr/bin/python3 -m", sys.executable + " -m")  # this machine's
+    assert "/usr/bin/python3 -m" in hook and command.endswith(">/dev/null 2>&1 || true; fi")
+    run = subprocess.run(["sh", "-c", command.replace(">/dev/null 2>&1 || true", "")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    compiled = sorted(str(p.relative_to(prefix / str(stdlib).lstrip("/"))) for p in prefix.rglob("*.pyc"))
+    assert [c.split("/")[0] for c in compiled] == ["json", "unittest"], compiled  # not test/ nor idlelib/

@@ -12,8 +12,8 @@ description:
     (controller host name, PID and process start of C(ansible-playbook), the playbook, the start time).
   - With O(check), returns V(alive) or V(gone) for a run of this controller, and V(unknown) for a
     run of another controller (it cannot be looked at from here).
-version_added: 0.2.0
-author: Lernmanager deployment team
+version_added: 0.1.0
+author: Lernmanager deployment team (@lernmanager)
 options:
   check:
     description: A holder as returned before, to look up.

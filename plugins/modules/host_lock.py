@@ -14,8 +14,9 @@ description:
   - A lock whose holder is known to be gone (see the C(lernmanager.deploy.run_holder) lookup) is
     taken over with O(take_over), atomically, and only if that holder still holds it.
   - Releasing removes the file only when this run holds it.
-version_added: 0.2.0
-author: Lernmanager deployment team
+version_added: 0.1.0
+author: Lernmanager deployment team (@lernmanager)
+extends_documentation_fragment: [lernmanager.deploy.attributes]
 options:
   path:
     description: The lock file, in a directory only root can write.
@@ -39,12 +40,9 @@ options:
     type: dict
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reports the current holder; never waits, writes or removes.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -1,11 +1,12 @@
-"""The role's deploy-time helper (files/lernmanager-tool.py) on real SQLite files, no containers.
+"""The database module (plugins/modules/database.py), run through `ansible localhost -m` on real
+SQLite files, no containers.
 
 Backups must be consistent snapshots of a live WAL database, restores must put back the database
-with its migration record and no stale WAL, and housekeeping must never remove the live or the
-previous release. Needs root (the helper drops to the service user, here `nobody`).
+with its migration record and no stale WAL, trial migrations must never touch the live database,
+and a hostile service user must get nothing out of root. Needs root (the module drops to the
+service user, here `nobody`).
 """
 
-import json
 import os
 import shutil
 import sqlite3
@@ -15,21 +16,27 @@ import tempfile
 
 import pytest
 
-from helpers import ROLE
+from helpers import run_module
 
-TOOL = ROLE / "files" / "lernmanager-tool.py"
 USER = "nobody"
-# The helper re-runs itself as the service user: the interpreter must be one that user may run,
-# as Debian's is on a host (the tools venv's lies below root's home).
+# The module's child (the service user) imports nothing new, but the app's migrations it runs need
+# an interpreter that user may run, as Debian's is on a host (the tools venv's lies below root's home).
 PYTHON = "/usr/bin/python3"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the helper switches users: needs root")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module switches users: needs root")
 
 
-def tool(*args):
-    result = subprocess.run([PYTHON, str(TOOL), *map(str, args)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+def database_module(action, check=False, ok=True, **args):
+    result = run_module("database", {"action": action, "user": USER, **{k: str(v) if isinstance(v, pathlib.Path)
+                                                                           else v for k, v in args.items()}},
+                        check=check, python=PYTHON)
+    if ok:
+        assert not result["_failed"], result.get("msg")
+    return result
+
+
+def backup(database, backups, label="x", **args):
+    return database_module("backup", database=database, backup_dir=backups, label=label, **args)
 
 
 @pytest.fixture
@@ -73,20 +80,22 @@ def test_backup_is_a_consistent_snapshot_of_a_live_wal_database(tmp_path, live_d
     database, _ = live_db
     assert os.path.getsize(str(database) + "-wal") > 0, "the rows are still in the WAL"
     backups = tmp_path / "backups"
-    result = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=a_to_b", f"--user={USER}")
-    backup = result["backup"]
+    check = backup(database, backups, "a_to_b", check=True)
+    assert check["changed"] and not backups.exists(), "check mode writes nothing"
+    result = backup(database, backups, "a_to_b")
+    backup_path = result["backup"]
     assert result["changed"] and result["integrity"] == "ok"
-    assert count(backup) == 500
-    assert (os.stat(backup).st_uid, os.stat(backup).st_mode & 0o777) == (0, 0o600)
-    assert open(backup[:-3] + ".migrations_done.txt").read() == "migrate_001.py\n"
-    assert [p.name for p in database.parent.iterdir() if p.name.startswith(".backup")] == []
+    assert count(backup_path) == 500
+    assert (os.stat(backup_path).st_uid, os.stat(backup_path).st_mode & 0o777) == (0, 0o600)
+    assert open(backup_path[:-3] + ".migrations_done.txt").read() == "migrate_001.py\n"
+    assert [p.name for p in database.parent.iterdir() if p.name.startswith(".")] == [], "no temp file left"
 
 
 def test_backups_beyond_keep_are_removed(tmp_path, live_db):
     database, _ = live_db
     backups = tmp_path / "backups"
     for label in ("a", "b", "c"):
-        tool("backup", f"--database={database}", f"--dest-dir={backups}", f"--label={label}", f"--user={USER}", "--keep=2")
+        backup(database, backups, label, keep=2)
         os.utime(backups, None)
     names = sorted(os.listdir(backups))
     assert len([n for n in names if n.endswith(".db")]) == 2
@@ -95,44 +104,19 @@ def test_backups_beyond_keep_are_removed(tmp_path, live_db):
 def test_restore_puts_back_database_and_migration_record(tmp_path, live_db):
     database, db = live_db
     backups = tmp_path / "backups"
-    backup = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=x", f"--user={USER}")["backup"]
+    backup_path = backup(database, backups)["backup"]
     db.execute("DELETE FROM pupils")
     db.commit()
     db.close()
     (database.parent / "migrations_done.txt").write_text("migrate_001.py\nmigrate_002.py\n")
-    tool("restore", f"--backup={backup}", f"--database={database}", f"--user={USER}")
+    assert database_module("restore", check=True, database=database, backup=backup_path)["changed"]
+    assert count(database) == 0, "check mode restores nothing"
+    database_module("restore", database=database, backup=backup_path)
     assert not os.path.exists(str(database) + "-wal")
     assert count(database) == 500
     assert (database.parent / "migrations_done.txt").read_text() == "migrate_001.py\n"
     st = os.stat(database)
     assert (st.st_uid, st.st_mode & 0o777) == (int(subprocess.check_output(["id", "-u", USER])), 0o640)
-
-
-def make_release(root, name, venv, age):
-    release = root / "releases" / name
-    release.mkdir(parents=True)
-    (release / ".venv").symlink_to(root / "venvs" / venv)
-    os.utime(release, (age, age))
-
-
-def test_cleanup_keeps_newest_live_and_previous(tmp_path):
-    root, prefix = tmp_path / "app", tmp_path / "pycache"
-    for venv in ("v-old", "v-new"):
-        (root / "venvs" / venv).mkdir(parents=True)
-    for age, name in enumerate(["r1", "r2", "r3", "r4", "r5"]):
-        make_release(root, name, "v-old" if name in ("r1", "r2") else "v-new", 1_000_000 + age)
-    (root / "current").symlink_to("releases/r5")
-    (root / "previous").symlink_to("releases/r1")  # e.g. after a rollback to an old release
-    bytecode = prefix / str(root / "releases" / "r2").lstrip("/")
-    bytecode.mkdir(parents=True)
-    dry = tool("cleanup", f"--root={root}", f"--prefix={prefix}", "--keep=2", "--dry-run")
-    assert dry["changed"] and (root / "releases" / "r2").exists()
-    result = tool("cleanup", f"--root={root}", f"--prefix={prefix}", "--keep=2")
-    assert result["removed_releases"] == ["r3", "r2"]
-    assert sorted(os.listdir(root / "releases")) == ["r1", "r4", "r5"]
-    assert result["removed_venvs"] == [], "r1 (previous) still uses v-old"
-    assert not bytecode.exists()
-    assert tool("cleanup", f"--root={root}", f"--prefix={prefix}", "--keep=2")["changed"] is False
 
 
 # --- a hostile service user: every name root used to touch in data/ is planted as a link ---------
@@ -177,9 +161,8 @@ def test_a_planted_record_fails_the_backup_and_leaks_nothing(tmp_path, live_db, 
     database, _ = live_db
     plant(database.parent, PLANTED, canary)
     backups = tmp_path / "backups"
-    result = subprocess.run([PYTHON, str(TOOL), "backup", f"--database={database}", f"--dest-dir={backups}",
-                             "--label=a_to_b", f"--user={USER}"], capture_output=True, text=True)
-    assert result.returncode != 0 and "migrations_done.txt is not a regular file" in result.stderr, result.stderr
+    result = backup(database, backups, "a_to_b", ok=False)
+    assert result["_failed"] and "migrations_done.txt is not a regular file" in result["msg"], result["msg"]
     assert os.listdir(backups) == [], "no backup, not even a partial one"
     assert not any(SECRET in open(p, "rb").read() for p in files_below(tmp_path / "data", backups))
 
@@ -187,10 +170,10 @@ def test_a_planted_record_fails_the_backup_and_leaks_nothing(tmp_path, live_db, 
 def test_restore_over_planted_links_writes_as_the_service_user(tmp_path, live_db, canary):
     database, db = live_db
     backups = tmp_path / "backups"
-    backup = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=x", f"--user={USER}")["backup"]
+    backup_path = backup(database, backups)["backup"]
     db.close()
     plant(database.parent, PLANTED, canary)
-    tool("restore", f"--backup={backup}", f"--database={database}", f"--user={USER}")
+    database_module("restore", database=database, backup=backup_path)
     record = database.parent / "migrations_done.txt"
     assert not record.is_symlink() and record.read_text() == "migrate_001.py\n", "the link was replaced"
     assert count(database) == 500
@@ -200,7 +183,7 @@ def test_restore_over_planted_links_writes_as_the_service_user(tmp_path, live_db
 def test_trial_migrations_run_as_the_service_user_on_a_copy(tmp_path, live_db, canary):
     database, db = live_db
     backups = tmp_path / "backups"
-    backup = tool("backup", f"--database={database}", f"--dest-dir={backups}", "--label=a_to_b", f"--user={USER}")["backup"]
+    backup_path = backup(database, backups, "a_to_b")["backup"]
     release = tmp_path / "release"
     (release / "migrate").mkdir(parents=True)
     (release / "data").symlink_to(database.parent)
@@ -219,13 +202,17 @@ def test_trial_migrations_run_as_the_service_user_on_a_copy(tmp_path, live_db, c
     work = tmp_path / "work"
     work.mkdir()
     shutil.chown(work, USER)
-    result = subprocess.run([PYTHON, str(TOOL), "trial-migrate", f"--release={release}", f"--env-file={env_file}",
-                             f"--backup={backup}", f"--user={USER}", f"--work-dir={work}"],
-                            capture_output=True, text=True)
-    assert result.returncode != 0, "the probe migration fails on purpose"
-    report = json.loads(result.stdout)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(PYTHON)
+    args = {"database": database, "backup": backup_path, "release": release, "venv": venv, "env_file": env_file,
+            "work_dir": work}
+    check = database_module("trial_migrate", check=True, **args)
+    assert check["pending"] == ["migrate_002_probe.py"] and check["ran"] == [], "check mode only lists them"
+    report = database_module("trial_migrate", ok=False, **args)
+    assert report["_failed"], "the probe migration fails on purpose"
     uid = int(subprocess.check_output(["id", "-u", USER]))
-    assert report["failed"] == "migrate_002_probe.py"
-    assert f"uid={uid} canary_readable=False" in report["stderr"]
+    assert report["failed_migration"] == "migrate_002_probe.py" and "migrate_002_probe.py failed" in report["msg"]
+    assert f"uid={uid} canary_readable=False" in report["output"]
     assert db.execute("SELECT count(*) FROM pupils").fetchone()[0] == 500, "the live database was not touched"
     assert os.listdir(work) == [], "the trial's copy is gone"

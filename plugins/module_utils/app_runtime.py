@@ -1,0 +1,84 @@
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""Running the app's own code at deploy time, as upstream does: its environment file, its
+migrate/migrate_*.py scripts and their record data/migrations_done.txt. Every function here runs
+as the service user (service_user.ServiceUser.run), except load_env_file on root's own files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
+
+RECORD_NAME = "migrations_done.txt"
+
+
+def load_env_file(path):
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (the role writes them quoted)."""
+    env = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith(("#", ";")) or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            env[key.strip()] = value
+    return env
+
+
+def app_environment(release, env_file, extra=None):
+    """The environment the service has: this process's, extra (the service's TMPDIR and bytecode
+    prefix) and the env file."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    env.update(load_env_file(env_file))
+    env["PYTHONPATH"] = release
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def read_record(path):
+    """The migration record's bytes, None when there is none. Anything but a regular file fails:
+    read through a link (or not at all) it would say which migrations ran wrongly."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise LernmanagerError(f"{path} is not a regular file (a link?): {error.strerror}; "
+                               "it must be the migration record") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise LernmanagerError(f"{path} is not a regular file; it must be the migration record")
+        return handle.read()
+
+
+def pending_migrations(release):
+    """The release's migrate/migrate_*.py scripts its data/ has no record of, in order."""
+    migrate_dir = os.path.join(release, "migrate")
+    record = read_record(os.path.join(release, "data", RECORD_NAME))
+    done = {line.strip() for line in (record or b"").decode("utf-8").splitlines() if line.strip()}
+    scripts = sorted(name for name in os.listdir(migrate_dir)
+                     if name.startswith("migrate_") and name.endswith(".py")) if os.path.isdir(migrate_dir) else []
+    return [name for name in scripts if name not in done]
+
+
+def run_migrations(release, python, env):
+    """Upstream's protocol: run each pending migrate/migrate_*.py in order, record it on success.
+
+    Returns (ran, failed_name, output)."""
+    ran = []
+    for name in pending_migrations(release):
+        result = subprocess.run([python, os.path.join("migrate", name)], cwd=release, env=env,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            return ran, name, (result.stdout + result.stderr)[-4000:]
+        with open(os.path.join(release, "data", RECORD_NAME), "a", encoding="utf-8") as handle:
+            handle.write(name + "\n")
+        ran.append(name)
+    return ran, None, ""

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""The app's own start-up, migrations and admin password, run as the service user."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: app
+short_description: Run Lernmanager's own start-up, migrations and admin check as the service user
+description:
+  - Runs the app's code the way upstream's deploy does, with the venv's interpreter, the release
+    on C(PYTHONPATH) and the environment of O(env_file), always as the service user O(user)
+    (the module drops to it in a child process; the task runs as root).
+  - V(init) runs the app's O(init_module).O(init_function)() once, so that the schema and the
+    default admin exist before any worker starts.
+  - V(pending_migrations) lists the release's C(migrate/migrate_*.py) not yet in
+    C(data/migrations_done.txt); V(migrate) runs them in order and records each that succeeds.
+  - V(admin_password) checks the admin's password with the app's own C(verify_admin) and sets
+    O(admin_password) with C(update_admin_password) while the default C(admin) still works. A
+    password changed by hand in the web UI is never overwritten.
+  - V(read_env) reads an env file (root's own, such as an adopted upstream C(.env)) as a dict.
+version_added: 0.1.0
+author: Lernmanager deployment team (@lernmanager)
+extends_documentation_fragment: [lernmanager.deploy.attributes]
+options:
+  action:
+    description: What to run.
+    type: str
+    required: true
+    choices: [init, pending_migrations, migrate, admin_password, read_env]
+  release:
+    description: The release directory (its C(data/) links to the live data).
+    type: path
+  venv:
+    description: The release's venv; the app runs under its C(bin/python).
+    type: path
+  env_file:
+    description: The service's environment file (for V(read_env), the file to read).
+    type: path
+  user:
+    description: The service user.
+    type: str
+  app_environment:
+    description:
+      - Environment for the app's own processes only, such as the service's C(TMPDIR) and
+        C(PYTHONPYCACHEPREFIX); the env file's variables win.
+      - Never give these as the task's C(environment), which the module itself runs in, as root
+        (Ansible unpacks a module into C(TMPDIR), here a directory the service user controls).
+    type: dict
+    default: {}
+  init_module:
+    description: The app's module that holds O(init_function).
+    type: str
+    default: app
+  init_function:
+    description: The function that creates the schema and the default admin.
+    type: str
+    default: init_app
+  database:
+    description: The database's file name in C(data/) (V(init) reports whether it was created).
+    type: str
+    default: mbi_tracker.db
+  admin_username:
+    description: The admin account.
+    type: str
+    default: admin
+  admin_password:
+    description: The password to set; empty only checks whether the default still works.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - V(init) and V(migrate) report what they would do (a missing database, the pending migrations).
+      - V(admin_password) checks and reports V(set) without setting; V(pending_migrations) and V(read_env) read.
+"""
+
+EXAMPLES = r"""
+- name: Run the pending migrations
+  lernmanager.deploy.app:
+    action: migrate
+    release: /opt/lernmanager/releases/g-1a2b3c
+    venv: /opt/lernmanager/venvs/4d5e6f
+    env_file: /etc/lernmanager/lernmanager.env
+    user: lernmanager
+    app_environment:
+      TMPDIR: /opt/lernmanager/shared/instance/tmp
+      PYTHONPYCACHEPREFIX: /var/cache/lernmanager/pycache
+
+- name: Set the admin's password from the vault
+  lernmanager.deploy.app:
+    action: admin_password
+    release: /opt/lernmanager/releases/g-1a2b3c
+    venv: /opt/lernmanager/venvs/4d5e6f
+    env_file: /etc/lernmanager/lernmanager.env
+    user: lernmanager
+    admin_password: "{{ vault_lernmanager_admin_password }}"
+  no_log: true
+"""
+
+RETURN = r"""
+created:
+  description: (V(init)) Whether the database did not exist before.
+  type: bool
+  returned: when action is init
+pending:
+  description: (V(pending_migrations), V(migrate)) The migrations not yet recorded, before this run.
+  type: list
+  elements: str
+  returned: when action is pending_migrations or migrate
+ran:
+  description: (V(migrate)) The migrations that ran and were recorded.
+  type: list
+  elements: str
+  returned: when action is migrate
+state:
+  description:
+    - (V(admin_password)) V(default) (admin/admin works), V(not-default), V(set) (set now),
+      V(unchanged) (already the password) or V(changed-by-hand).
+  type: str
+  returned: when action is admin_password
+env:
+  description: (V(read_env)) The file's variables; empty when the file does not exist.
+  type: dict
+  returned: when action is read_env
+"""
+
+import json
+import os
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
+    app_environment, load_env_file, pending_migrations, run_migrations)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
+
+INIT = "import importlib, sys; module = importlib.import_module(sys.argv[1]); getattr(module, sys.argv[2])()"
+
+ADMIN_CHECK = r"""
+import json, sys
+import models
+
+request = json.load(sys.stdin)
+user, wanted, dry_run = request["username"], request["password"], request["dry_run"]
+
+
+def admin_id(row):
+    return row["id"] if hasattr(row, "keys") else row[0]
+
+
+default = models.verify_admin(user, "admin")
+if not wanted:
+    state = "default" if default else "not-default"
+elif models.verify_admin(user, wanted):
+    state = "unchanged"
+elif default:
+    if not dry_run:
+        models.update_admin_password(admin_id(default), wanted)
+    state = "set"
+else:
+    # Changed in the web UI to something else: a person chose it, the role does not overwrite it.
+    state = "changed-by-hand"
+print(json.dumps({"state": state}))
+"""
+
+
+def python_of(venv):
+    return os.path.join(venv, "bin", "python")
+
+
+def init(release, venv, env_file, app_env, init_module, init_function, database, dry_run, **_):
+    """(service user) The app's init function, once; whether the database is new."""
+    existed = os.path.exists(os.path.join(release, "data", database))
+    if not dry_run:
+        result = subprocess.run([python_of(venv), "-c", INIT, init_module, init_function], cwd=release,
+                                env=app_environment(release, env_file, app_env), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LernmanagerError(f"{init_module}.{init_function}() failed:\n{result.stderr[-4000:]}")
+    return {"changed": not existed, "created": not existed}
+
+
+def pending(release, **_):
+    return {"changed": False, "pending": pending_migrations(release)}
+
+
+def migrate(release, venv, env_file, app_env, dry_run, **_):
+    todo = pending_migrations(release)
+    if dry_run or not todo:
+        return {"changed": bool(todo), "pending": todo, "ran": []}
+    ran, failed, output = run_migrations(release, python_of(venv), app_environment(release, env_file, app_env))
+    if failed:
+        raise LernmanagerError(f"migration {failed} failed (ran before it: {ran or 'none'}):\n{output}")
+    return {"changed": bool(ran), "pending": todo, "ran": ran}
+
+
+def admin_password(release, venv, env_file, app_env, admin_username, admin_password, dry_run, **_):
+    request = json.dumps({"username": admin_username, "password": admin_password, "dry_run": dry_run})
+    result = subprocess.run([python_of(venv), "-c", ADMIN_CHECK], input=request, cwd=release,
+                            env=app_environment(release, env_file, app_env), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LernmanagerError(f"checking the admin password failed:\n{result.stderr[-3000:]}")
+    state = json.loads(result.stdout.strip().splitlines()[-1])["state"]
+    return {"changed": state == "set", "state": state}
+
+
+ACTIONS = {"init": init, "pending_migrations": pending, "migrate": migrate, "admin_password": admin_password}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "required": True, "choices": [*ACTIONS, "read_env"]},
+            "release": {"type": "path"},
+            "venv": {"type": "path"},
+            "env_file": {"type": "path"},
+            "user": {"type": "str"},
+            "app_environment": {"type": "dict", "default": {}},
+            "init_module": {"type": "str", "default": "app"},
+            "init_function": {"type": "str", "default": "init_app"},
+            "database": {"type": "str", "default": "mbi_tracker.db"},
+            "admin_username": {"type": "str", "default": "admin"},
+            "admin_password": {"type": "str", "default": "", "no_log": True},
+        },
+        required_if=[
+            ("action", "init", ("release", "venv", "env_file", "user")),
+            ("action", "pending_migrations", ("release", "user")),
+            ("action", "migrate", ("release", "venv", "env_file", "user")),
+            ("action", "admin_password", ("release", "venv", "env_file", "user")),
+            ("action", "read_env", ("env_file",)),
+        ],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["action"] == "read_env":
+        env_file = params["env_file"]
+        module.exit_json(changed=False, env=load_env_file(env_file) if os.path.exists(env_file) else {})
+    try:
+        result = ServiceUser(params["user"]).run(
+            ACTIONS[params["action"]], app_env=params["app_environment"], dry_run=module.check_mode,
+            **{k: v for k, v in params.items() if k not in ("action", "user", "app_environment")})
+    except (LernmanagerError, OSError) as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

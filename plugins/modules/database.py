@@ -1,0 +1,520 @@
+#!/usr/bin/python
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""Backups, restores and trial migrations of the app's SQLite database, across the trust boundary."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: database
+short_description: Back up, restore and trial-migrate Lernmanager's SQLite database
+description:
+  - V(backup) takes a consistent snapshot of the live database (WAL mode) with SQLite's online
+    backup API, checks it with C(integrity_check), and keeps it with its migration record in the
+    root-only O(backup_dir) as C(<UTC time>_<label>.db). The O(keep) newest of its pool stay;
+    pre-migration backups (labels C(<from>_to_<to>)) have a pool of their own.
+  - V(restore) puts O(backup) back, with its migration record, through the same API (the service
+    and its socket must be stopped).
+  - V(trial_migrate) runs the release's pending migrations on a copy of O(backup) in O(work_dir)
+    and fails, naming the migration, when one fails; the live database is never touched.
+  - The database's directory belongs to the service user, who may have planted links there.
+    Every read and write in it runs as O(user), in a child process that streams the database to
+    or from this module (root) through a pipe; root reads and writes only O(backup_dir), through a
+    directory descriptor, never following a link.
+version_added: 0.1.0
+author: Lernmanager deployment team (@lernmanager)
+extends_documentation_fragment: [lernmanager.deploy.attributes]
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [backup, restore, trial_migrate]
+  database:
+    description: The live database (in the service user's C(data/) directory).
+    type: path
+    required: true
+  user:
+    description: The service user, who owns the database.
+    type: str
+    required: true
+  backup_dir:
+    description: (V(backup)) The root-only (0700) directory for backups; created when missing.
+    type: path
+  label:
+    description: (V(backup)) The backup's label, for example C(<from>_to_<to>) or C(<release>_manual).
+    type: str
+  keep:
+    description: (V(backup)) Backups of the same pool to keep.
+    type: int
+    default: 10
+  backup:
+    description: (V(restore), V(trial_migrate)) The backup to restore, or to run the migrations on a copy of.
+    type: path
+  release:
+    description: (V(trial_migrate)) The release whose migrations to try.
+    type: path
+  venv:
+    description: (V(trial_migrate)) The release's venv.
+    type: path
+  env_file:
+    description: (V(trial_migrate)) The service's environment file.
+    type: path
+  work_dir:
+    description: (V(trial_migrate)) A directory of the service user's own for the copy (its temp dir).
+    type: path
+  app_environment:
+    description:
+      - (V(trial_migrate)) Environment for the app's own processes only, such as the service's C(TMPDIR) and
+        C(PYTHONPYCACHEPREFIX); the env file's variables win.
+      - Never give these as the task's C(environment), which the module itself runs in, as root
+        (Ansible unpacks a module into C(TMPDIR), here a directory the service user controls).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - V(backup) and V(restore) report a change and write nothing.
+      - V(trial_migrate) only lists the pending migrations.
+notes:
+  - Fails before any change unless each file system involved has twice the database plus 100 MiB free.
+"""
+
+EXAMPLES = r"""
+- name: Back up the database before migrating
+  lernmanager.deploy.database:
+    action: backup
+    database: /opt/lernmanager/shared/data/mbi_tracker.db
+    user: lernmanager
+    backup_dir: /opt/lernmanager/shared/backups
+    label: g-1a2b3c_to_g-4d5e6f
+    keep: 10
+  register: backup
+
+- name: Try the pending migrations on a copy of it
+  lernmanager.deploy.database:
+    action: trial_migrate
+    database: /opt/lernmanager/shared/data/mbi_tracker.db
+    user: lernmanager
+    backup: "{{ backup.backup }}"
+    release: /opt/lernmanager/releases/g-4d5e6f
+    venv: /opt/lernmanager/venvs/7a8b9c
+    env_file: /etc/lernmanager/lernmanager.env
+    work_dir: /opt/lernmanager/shared/instance/tmp
+    app_environment:
+      TMPDIR: /opt/lernmanager/shared/instance/tmp
+"""
+
+RETURN = r"""
+backup:
+  description: (V(backup)) The new backup's path; none when there is no database yet or in check mode.
+  type: str
+  returned: when action is backup
+integrity:
+  description: (V(backup)) The snapshot's C(integrity_check) result.
+  type: str
+  returned: when a backup was written
+tables:
+  description: (V(backup)) Tables in the snapshot.
+  type: int
+  returned: when a backup was written
+removed:
+  description: (V(backup)) Older backups removed beyond O(keep).
+  type: list
+  elements: str
+  returned: when a backup was written
+pending:
+  description: (V(trial_migrate)) The migrations the release would run.
+  type: list
+  elements: str
+  returned: when action is trial_migrate
+ran:
+  description: (V(trial_migrate)) The migrations that succeeded on the copy.
+  type: list
+  elements: str
+  returned: when action is trial_migrate
+failed_migration:
+  description: (V(trial_migrate)) The migration that failed on the copy, if one did.
+  type: str
+  returned: when action is trial_migrate
+output:
+  description: (V(trial_migrate)) The failed migration's output (its end).
+  type: str
+  returned: when action is trial_migrate
+"""
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
+    RECORD_NAME, app_environment, pending_migrations, read_record, run_migrations)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
+
+DATABASE_MEMBER = "database"
+RECORD_MEMBER = "migrations_done.txt"
+CHECK_MEMBER = "check.json"
+FREE_MARGIN = 100 << 20
+FILE_MODE = 0o640  # the service's own files; its UMask would give the same
+
+
+# --- shared by both sides ---------------------------------------------------------------------------
+
+def integrity_check(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    finally:
+        db.close()
+    return result, tables
+
+
+def require_free_space(database, *directories):
+    """Fail before any change unless each file system has twice the database plus 100 MiB free."""
+    try:
+        size = os.stat(database, follow_symlinks=False).st_size
+    except FileNotFoundError:
+        size = 0
+    needed = 2 * size + FREE_MARGIN
+    for directory in directories:
+        # Through a descriptor opened without following a link: the service owns some of them.
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            space = os.statvfs(fd)
+        finally:
+            os.close(fd)
+        free = space.f_bavail * space.f_frsize
+        if free < needed:
+            raise LernmanagerError(
+                f"not enough free space in {directory}: {free >> 20} MiB free, {needed >> 20} MiB needed "
+                f"(twice the database of {size >> 20} MiB plus 100 MiB); nothing was changed")
+
+
+def tar_add_bytes(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+def copy_members(stream, sinks):
+    """Copy each regular member of a tar stream into sinks[name](), an open binary file.
+
+    Returns the names seen; any other member (a link, a path, a second copy) is refused."""
+    seen = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name not in sinks or not member.isfile() or member.name in seen:
+                raise ValueError(f"unexpected member {member.name!r} in the stream")
+            with sinks[member.name]() as out:
+                shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+            seen.append(member.name)
+    return seen
+
+
+class Kept(io.BytesIO):
+    """An in-memory sink whose bytes survive close()."""
+
+    kept = b""
+
+    def close(self):
+        self.kept = self.getvalue()
+        super().close()
+
+
+# --- as the service user (ServiceUser.run) ----------------------------------------------------------
+
+def export(database, stdout, **_):
+    """A checked snapshot of the database and its migration record, as tar on stdout."""
+    data_dir = os.path.dirname(database)
+    if not os.path.exists(database):
+        raise LernmanagerError(f"{database}: no database")
+    # First: a record that cannot be read fails the backup before anything is written.
+    record = read_record(os.path.join(data_dir, RECORD_NAME))
+    handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
+    os.close(handle)
+    try:
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        copy = sqlite3.connect(temp)
+        with copy:
+            source.backup(copy)
+        copy.close()
+        source.close()
+        result, tables = integrity_check(temp)
+        if result != "ok":
+            raise LernmanagerError(f"integrity_check of the snapshot failed: {result}")
+        with tarfile.open(fileobj=stdout, mode="w|") as tar:
+            tar_add_bytes(tar, CHECK_MEMBER, json.dumps({"integrity": result, "tables": tables}).encode())
+            tar.add(temp, arcname=DATABASE_MEMBER)
+            if record is not None:
+                tar_add_bytes(tar, RECORD_MEMBER, record)
+    finally:
+        os.unlink(temp)
+
+
+def write_replacing(path, data):
+    """Write a file beside path and rename it over path: never half-written."""
+    handle, temp = tempfile.mkstemp(prefix=".import-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, FILE_MODE)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def restore_database(snapshot, database):
+    """Write snapshot into database with the backup API (a WAL database stays one)."""
+    source = sqlite3.connect(f"file:{snapshot}?mode=ro&immutable=1", uri=True)
+    target = sqlite3.connect(database)
+    try:
+        mode = target.execute("PRAGMA journal_mode").fetchone()[0]
+        # Pages of another size cannot be written into a WAL database: leave WAL for the copy.
+        target.execute("PRAGMA journal_mode=DELETE")
+        source.backup(target)
+        if mode.lower() == "wal":
+            target.execute("PRAGMA journal_mode=WAL")
+    finally:
+        target.close()
+        source.close()
+    os.chmod(database, FILE_MODE)
+
+
+def import_stream(database, stdin, **_):
+    """Put a tar of export's members back: database first, then its record."""
+    data_dir = os.path.dirname(database)
+    record = Kept()
+    handle, snapshot = tempfile.mkstemp(prefix=".import-", suffix=".db", dir=data_dir)
+    try:
+        seen = copy_members(stdin, {DATABASE_MEMBER: lambda: os.fdopen(handle, "wb"), RECORD_MEMBER: lambda: record})
+        if DATABASE_MEMBER not in seen:
+            raise LernmanagerError("no database in the stream; nothing was restored")
+        result = integrity_check(snapshot)[0]
+        if result != "ok":
+            raise LernmanagerError(f"integrity_check failed ({result}); nothing was restored")
+        restore_database(snapshot, database)
+    finally:
+        os.unlink(snapshot)
+    # The record belongs to the database: a restored pre-migration database must not stay marked
+    # as migrated. No record in the backup means none before the backup.
+    record_path = os.path.join(data_dir, RECORD_NAME)
+    if RECORD_MEMBER in seen:
+        write_replacing(record_path, record.kept)
+    elif os.path.lexists(record_path):
+        os.unlink(record_path)
+    return True
+
+
+def list_pending(release, **_):
+    return pending_migrations(release)
+
+
+def trial_run(release, venv, env_file, app_env, work_dir, database_name, stdin, **_):
+    """The pending migrations on a copy of the release holding the streamed backup.
+
+    A copy, not links: an app that resolves its own path with realpath must still find the
+    trial's data/, not the live one."""
+    work = tempfile.mkdtemp(prefix=".trial-", dir=work_dir)
+    try:
+        app = os.path.join(work, "app")
+        shutil.copytree(release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
+        for sub in ("data", "instance/uploads", "instance/tmp"):
+            os.makedirs(os.path.join(app, sub))
+        data = os.path.join(app, "data")
+        copy_members(stdin, {DATABASE_MEMBER: lambda: open(os.path.join(data, database_name), "xb"),
+                             RECORD_MEMBER: lambda: open(os.path.join(data, RECORD_NAME), "xb")})
+        env = app_environment(app, env_file, app_env)
+        env["TMPDIR"] = os.path.join(app, "instance", "tmp")
+        ran, failed, output = run_migrations(app, os.path.join(venv, "bin", "python"), env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"ran": ran, "failed": failed, "output": output}
+
+
+# --- as root --------------------------------------------------------------------------------------------
+
+def open_backups_dir(path):
+    """The root-only backups directory as a file descriptor (created 0700 if missing)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if st.st_uid != 0 or st.st_mode & 0o077:
+        os.close(fd)
+        raise LernmanagerError(f"{path} must be root's alone (mode 0700)")
+    return fd
+
+
+class BackupFile:
+    """A new 0600 file in the backups directory, written as .<name>.partial, renamed by commit()."""
+
+    def __init__(self, dir_fd, name):
+        self.dir_fd, self.name, self.partial = dir_fd, name, f".{name}.partial"
+        self.written = False
+
+    def open(self):
+        self.discard()
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.dir_fd)
+        self.written = True
+        return os.fdopen(fd, "wb")
+
+    def commit(self):
+        fd = os.open(self.partial, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self.dir_fd)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(self.partial, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+
+    def discard(self):
+        try:
+            os.unlink(self.partial, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+def record_of(backup_name):
+    """A backup's migration record beside it: <name>.migrations_done.txt for <name>.db."""
+    return backup_name[:-len(".db")] + ".migrations_done.txt"
+
+
+def backup_pool(name):
+    """Pre-migration backups (<from>_to_<to>) have a pool of their own: no other kind pushes them out."""
+    return "pre-migration" if "_to_" in name else "other"
+
+
+def backup(user, database, backup_dir, label, keep):
+    dir_fd = open_backups_dir(backup_dir)
+    name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "_" + label
+    try:
+        require_free_space(database, os.path.dirname(database), backup_dir)
+        database_file, record = BackupFile(dir_fd, name + ".db"), BackupFile(dir_fd, record_of(name + ".db"))
+        check, seen = Kept(), []
+
+        def read(stream):
+            seen.extend(copy_members(stream, {CHECK_MEMBER: lambda: check, DATABASE_MEMBER: database_file.open,
+                                              RECORD_MEMBER: record.open}))
+        try:
+            user.run(export, database, read=read)
+            if DATABASE_MEMBER not in seen or CHECK_MEMBER not in seen:
+                raise LernmanagerError(f"incomplete stream: {seen}")
+        except LernmanagerError as error:
+            database_file.discard()
+            record.discard()
+            raise LernmanagerError(f"the snapshot as {user.name} failed: {error}") from None
+        check = json.loads(check.kept)
+        # The record first: a .db without its record would read as "no migrations ran".
+        if record.written:
+            record.commit()
+        database_file.commit()
+        removed = []
+        pool = backup_pool(name)
+        names = sorted((n for n in os.listdir(dir_fd) if n.endswith(".db")), reverse=True)
+        for old in [n for n in names if backup_pool(n) == pool][keep:]:
+            for path in (old, record_of(old)):
+                try:
+                    os.unlink(path, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+            removed.append(old)
+    finally:
+        os.close(dir_fd)
+    return {"changed": True, "backup": os.path.join(backup_dir, name + ".db"), "integrity": check["integrity"],
+            "tables": check["tables"], "removed": removed}
+
+
+def feed_backup(backup_path):
+    """A feed for ServiceUser.run: the backup (root-only, trusted) and its record as a tar stream."""
+    result = integrity_check(backup_path)[0]
+    if result != "ok":
+        raise LernmanagerError(f"{backup_path}: integrity_check failed ({result}); nothing was changed")
+
+    def feed(writer):
+        with tarfile.open(fileobj=writer, mode="w|") as tar:
+            tar.add(backup_path, arcname=DATABASE_MEMBER)
+            if os.path.exists(record_of(backup_path)):
+                tar.add(record_of(backup_path), arcname=RECORD_MEMBER)
+    return feed
+
+
+def restore(user, database, backup_path):
+    require_free_space(backup_path, os.path.dirname(database))
+    try:
+        user.run(import_stream, database, feed=feed_backup(backup_path))
+    except LernmanagerError as error:
+        raise LernmanagerError(f"the restore as {user.name} failed: {error}") from None
+    return {"changed": True, "restored": backup_path, "database": database}
+
+
+def trial_migrate(user, database, backup_path, release, venv, env_file, app_env, work_dir, dry_run):
+    """Run the pending migrations on a copy of a backup first: a failing one never touches live data."""
+    pending = user.run(list_pending, release)
+    if not pending or dry_run:
+        return {"changed": False, "pending": pending, "ran": [], "failed_migration": None, "output": ""}
+    require_free_space(backup_path, work_dir)
+    result = user.run(trial_run, release=release, venv=venv, env_file=env_file, app_env=app_env, work_dir=work_dir,
+                      database_name=os.path.basename(database), feed=feed_backup(backup_path))
+    return {"changed": False, "pending": pending, "ran": result["ran"], "failed_migration": result["failed"],
+            "output": result["output"]}
+
+
+REQUIRED = {"backup": ("backup_dir", "label"), "restore": ("backup",),
+            "trial_migrate": ("backup", "release", "venv", "env_file", "work_dir")}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "required": True, "choices": list(REQUIRED)},
+            "database": {"type": "path", "required": True},
+            "user": {"type": "str", "required": True},
+            "backup_dir": {"type": "path"},
+            "label": {"type": "str"},
+            "keep": {"type": "int", "default": 10},
+            "backup": {"type": "path"},
+            "release": {"type": "path"},
+            "venv": {"type": "path"},
+            "env_file": {"type": "path"},
+            "work_dir": {"type": "path"},
+            "app_environment": {"type": "dict", "default": {}},
+        },
+        required_if=[("action", action, names) for action, names in REQUIRED.items()],
+        supports_check_mode=True,
+    )
+    p = module.params
+    action = p["action"]
+    try:
+        user = ServiceUser(p["user"])
+        if action == "backup":
+            if not os.path.lexists(p["database"]):
+                module.exit_json(changed=False, backup=None, reason="no database yet")
+            if p["keep"] < 1:
+                raise LernmanagerError(f"keep must be at least 1 (got {p['keep']})")
+            if module.check_mode:
+                module.exit_json(changed=True, backup=None)
+            result = backup(user, p["database"], p["backup_dir"], p["label"], p["keep"])
+        elif action == "restore":
+            if module.check_mode:
+                module.exit_json(changed=True, restored=p["backup"], database=p["database"])
+            result = restore(user, p["database"], p["backup"])
+        else:
+            result = trial_migrate(user, p["database"], p["backup"], p["release"], p["venv"], p["env_file"],
+                                   p["app_environment"], p["work_dir"], module.check_mode)
+            if result["failed_migration"]:
+                module.fail_json(msg=f"migration {result['failed_migration']} failed on a copy of the database; "
+                                     "the live database was not touched", **result)
+    except (LernmanagerError, OSError, sqlite3.Error) as error:  # OSError: a path replaced by a link, a full disk
+        module.fail_json(msg=str(error))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The collection's modules (plugins/modules/), each run for real through `ansible localhost -m`
+on real files: argument spec, check mode and result as a task sees them. No containers."""
+
+import grp
+import gzip
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from helpers import REPO, ROLE, load_yaml, run_module
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="sets owners: needs root")
+
+
+def tree(root, files):
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    return root
+
+
+# --- content_hash ---------------------------------------------------------------------------------
+
+def test_content_hash_names_the_code_not_its_dates_or_data(tmp_path):
+    app = tree(tmp_path / "app", {"app.py": "print(1)\n", "static/a.css": "a{}\n"})
+    first = run_module("content_hash", {"path": str(app)})
+    assert not first["changed"] and first["files"] == 2 and len(first["sha256"]) == 64
+    os.utime(app / "app.py", (1, 1))
+    tree(app, {"data/mbi_tracker.db": b"x", "__pycache__/app.cpython-311.pyc": b"x", ".git/HEAD": "ref"})
+    assert run_module("content_hash", {"path": str(app)})["sha256"] == first["sha256"], "dates, data, .git count"
+    (app / "app.py").chmod(0o755)
+    assert run_module("content_hash", {"path": str(app)})["sha256"] != first["sha256"], "the executable bit counts"
+
+
+def test_content_hash_of_an_empty_or_missing_directory_fails(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "missing"):
+        result = run_module("content_hash", {"path": str(path)})
+        assert result["_failed"] and str(path) in result["msg"]
+
+
+# --- bytecode ---------------------------------------------------------------------------------------
+
+def pyc_mtimes(prefix):
+    return {p: p.stat().st_mtime_ns for p in pathlib.Path(prefix).rglob("*.pyc")}
+
+
+def test_bytecode_compiles_what_is_stale_and_only_that(tmp_path):
+    app = tree(tmp_path / "app", {"app.py": "import models\n", "models.py": "X = 1\n"})
+    prefix = tmp_path / "pycache"
+    first = run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    assert first["changed"] and first["compiled"] == 2 and first["syntax_errors"] == []
+    written = sorted(pathlib.Path(prefix).rglob("*.pyc"))
+    assert len(written) == 2 and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
+    assert all(d.stat().st_mode & 0o777 == 0o755 for d in pathlib.Path(prefix).rglob("*") if d.is_dir())
+    assert (prefix / str(app).lstrip("/") / f"app.{sys.implementation.cache_tag}.pyc").exists(), "mirrors the path"
+    before = pyc_mtimes(prefix)
+    assert not run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["changed"]
+    (app / "models.py").write_text("X = 2  # changed\n")
+    check = run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]}, check=True)
+    assert check["changed"] and check["compiled"] == 1 and pyc_mtimes(prefix) == before, "check mode writes nothing"
+    assert run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["compiled"] == 1
+
+
+def test_the_interpreter_uses_the_bytecode_and_the_apt_hook_finds_it_current(tmp_path):
+    """What the module writes is what the interpreter imports from the prefix, and what the apt
+    hook's compileall counts as current (so a dpkg run rewrites nothing)."""
+    app = tree(tmp_path / "app", {"app.py": "import models\n", "models.py": "X = 1\n"})
+    prefix = tmp_path / "pycache"
+    run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    before = pyc_mtimes(prefix)
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(prefix))
+    subprocess.run([sys.executable, "-c", "import app"], cwd=app, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "timestamp", str(app)],
+                   env=env, check=True)
+    assert pyc_mtimes(prefix) == before
+    assert not list(app.rglob("__pycache__")), "nothing is written beside the sources"
+
+
+def test_bytecode_refuses_another_interpreter_and_syntax_errors_in_strict_mode(tmp_path):
+    app = tree(tmp_path / "app", {"gunicorn.conf.py": "workers = (\n"})
+    prefix = str(tmp_path / "pycache")
+    wrong = run_module("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": str(tmp_path / "venv")})
+    assert wrong["_failed"] and "ansible_python_interpreter=" in wrong["msg"]
+    lenient = run_module("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": sys.prefix})
+    assert not lenient["_failed"] and "gunicorn.conf.py" in lenient["syntax_errors"][0]
+    strict = run_module("bytecode", {"prefix": prefix, "paths": [str(app / "gunicorn.conf.py")], "strict": True})
+    assert strict["_failed"] and "syntax errors" in strict["msg"] and "gunicorn.conf.py" in strict["msg"]
+
+
+def test_the_stdlib_skip_list_is_the_roles():
+    """The module's documented default and the role's list (which the apt hook uses) are one list."""
+    spec = importlib.util.spec_from_file_location("bytecode_module", REPO / "plugins/modules/bytecode.py")
+    sys.path.insert(0, str(REPO / "collections"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "collections"))
+    role_vars = load_yaml(ROLE / "vars" / "main.yml")
+    import yaml
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]["stdlib_skip"]["default"]
+    assert module.STDLIB_SKIP == role_vars["__lernmanager_stdlib_skip"] == documented
+
+
+# --- precompress -----------------------------------------------------------------------------------
+
+def test_precompress_writes_reproducible_copies_once(tmp_path):
+    css = "body { color: red; }\n" * 40
+    static = tree(tmp_path / "static", {"site.css": css, "tiny.js": "x()", "logo.png": b"\x89PNG" * 200})
+    os.utime(static / "site.css", (1_000_000, 1_000_000))
+    check = run_module("precompress", {"path": str(static)}, check=True)
+    assert check["changed"] and check["written"] == 1 and not (static / "site.css.gz").exists()
+    assert run_module("precompress", {"path": str(static)})["written"] == 1
+    copy = static / "site.css.gz"
+    assert gzip.decompress(copy.read_bytes()).decode() == css
+    assert copy.stat().st_mtime == 1_000_000, "nginx's ETag and Last-Modified match the file's"
+    assert sorted(p.name for p in static.iterdir()) == ["logo.png", "site.css", "site.css.gz", "tiny.js"]
+    first = copy.read_bytes()
+    copy.unlink()
+    run_module("precompress", {"path": str(static)})
+    assert copy.read_bytes() == first, "the same file gives the same bytes"
+    assert not run_module("precompress", {"path": str(static)})["changed"]
+    assert not run_module("precompress", {"path": str(tmp_path / "none")})["changed"], "no static/ is no error"
+
+
+# --- prune_releases ---------------------------------------------------------------------------------
+
+def make_release(root, name, venv, age):
+    release = root / "releases" / name
+    release.mkdir(parents=True)
+    (release / ".venv").symlink_to(root / "venvs" / venv)
+    os.utime(release, (age, age))
+
+
+def test_pruning_keeps_the_newest_the_live_and_the_previous_release(tmp_path):
+    root, prefix = tmp_path / "app", tmp_path / "pycache"
+    for venv in ("v-old", "v-new", "v-unused"):
+        (root / "venvs" / venv).mkdir(parents=True)
+    for age, name in enumerate(["r1", "r2", "r3", "r4", "r5"]):
+        make_release(root, name, "v-old" if name in ("r1", "r2") else "v-new", 1_000_000 + age)
+    (root / "releases" / ".r6.partial").mkdir()
+    (root / "current").symlink_to("releases/r5")
+    (root / "previous").symlink_to("releases/r1")  # e.g. after a rollback to an old release
+    bytecode = prefix / str(root / "releases" / "r2").lstrip("/")
+    bytecode.mkdir(parents=True)
+    args = {"root": str(root), "prefix": str(prefix), "keep": 2}
+    check = run_module("prune_releases", args, check=True)
+    assert check["changed"] and check["removed_releases"] == ["r3", "r2"] and (root / "releases" / "r2").exists()
+    result = run_module("prune_releases", args)
+    assert result["removed_releases"] == ["r3", "r2"] and result["kept"] == ["r1", "r4", "r5"]
+    assert sorted(os.listdir(root / "releases")) == [".r6.partial", "r1", "r4", "r5"]
+    assert result["removed_venvs"] == ["v-unused"], "r1 (previous) still uses v-old"
+    assert not bytecode.exists()
+    assert not run_module("prune_releases", args)["changed"]
+    assert run_module("prune_releases", {**args, "keep": 0})["_failed"]
+
+
+# --- service_dirs -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def service_parent():
+    """A directory owned by the service user (`nobody`), outside pytest's root-only tmp_path."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="lm-dirs-", dir="/var/tmp"))
+    shutil.chown(path, "nobody")
+    yield path
+    shutil.rmtree(path)
+
+
+@ROOT_ONLY
+def test_service_dirs_creates_and_sets_them(service_parent):
+    args = {"parent": str(service_parent), "directories": [
+        {"name": "uploads", "owner": "nobody", "group": "www-data", "mode": "2750"},
+        {"name": "tmp", "owner": "nobody", "group": "nogroup", "mode": "0700"}]}
+    assert run_module("service_dirs", args, check=True)["changed_dirs"] == ["uploads", "tmp"]
+    assert not (service_parent / "uploads").exists()
+    assert run_module("service_dirs", args)["changed_dirs"] == ["uploads", "tmp"]
+    uploads = (service_parent / "uploads").stat()
+    assert (uploads.st_mode & 0o7777, uploads.st_uid, uploads.st_gid) == (0o2750, 65534, grp.getgrnam("www-data").gr_gid)
+    assert (service_parent / "tmp").stat().st_mode & 0o7777 == 0o700
+    (service_parent / "tmp").chmod(0o777)
+    assert run_module("service_dirs", args)["changed_dirs"] == ["tmp"]
+    assert not run_module("service_dirs", args)["changed"]
+
+
+@ROOT_ONLY
+def test_service_dirs_never_follow_a_planted_link(service_parent, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    (service_parent / "uploads").symlink_to(victim)
+    args = {"parent": str(service_parent), "directories": [
+        {"name": "uploads", "owner": "nobody", "group": "www-data", "mode": "2750"}]}
+    for check in (True, False):
+        result = run_module("service_dirs", args, check=check)
+        assert result["_failed"] and "is not a directory" in result["msg"]
+    st = victim.stat()
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700), "the link's target is untouched"
+    linked_parent = tmp_path / "parent-link"
+    linked_parent.symlink_to(service_parent)
+    assert run_module("service_dirs", {**args, "parent": str(linked_parent)})["_failed"]
