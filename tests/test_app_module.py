@@ -6,12 +6,11 @@ import os
 import pathlib
 import shutil
 import sqlite3
-import sys
 import tempfile
 
 import pytest
 
-from helpers import REPO, run_module
+from helpers import load_plugin, run_module
 
 USER = "nobody"
 PYTHON = "/usr/bin/python3"  # one the service user may run (the tools venv lies below root's home)
@@ -118,12 +117,7 @@ def test_read_env_and_bad_input(release):
 # --- the one way down to the service user ------------------------------------------------------------
 
 def service_user_module():
-    sys.path.insert(0, str(REPO / "collections"))
-    try:
-        from ansible_collections.lernmanager.deploy.plugins.module_utils import service_user
-    finally:
-        sys.path.remove(str(REPO / "collections"))
-    return service_user
+    return load_plugin("plugins/module_utils/service_user.py")
 
 
 def child_view(root_fd, stdin, stdout):

@@ -1,9 +1,9 @@
-"""The collection's modules (plugins/modules/), each run for real through `ansible localhost -m`
-on real files: argument spec, check mode and result as a task sees them. No containers."""
+"""The collection's file modules (plugins/modules/) on real files: argument spec, check mode and
+result as a task sees them. Each runs once through `ansible localhost -m` (AnsiballZ, as on a
+host), the other cases in-process (the same main(), arguments and check mode). No containers."""
 
 import grp
 import gzip
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from helpers import REPO, ROLE, load_yaml, run_module
+from helpers import REPO, ROLE, load_plugin, load_yaml, run_module, run_module_in_process
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="sets owners: needs root")
 
@@ -30,19 +30,19 @@ def tree(root, files):
 
 def test_content_hash_names_the_code_not_its_dates_or_data(tmp_path):
     app = tree(tmp_path / "app", {"app.py": "print(1)\n", "static/a.css": "a{}\n"})
-    first = run_module("content_hash", {"path": str(app)})
+    first = run_module_in_process("content_hash", {"path": str(app)})
     assert not first["changed"] and first["files"] == 2 and len(first["sha256"]) == 64
     os.utime(app / "app.py", (1, 1))
     tree(app, {"data/mbi_tracker.db": b"x", "__pycache__/app.cpython-311.pyc": b"x", ".git/HEAD": "ref"})
-    assert run_module("content_hash", {"path": str(app)})["sha256"] == first["sha256"], "dates, data, .git count"
+    assert run_module_in_process("content_hash", {"path": str(app)})["sha256"] == first["sha256"], "dates, data, .git count"
     (app / "app.py").chmod(0o755)
-    assert run_module("content_hash", {"path": str(app)})["sha256"] != first["sha256"], "the executable bit counts"
+    assert run_module_in_process("content_hash", {"path": str(app)})["sha256"] != first["sha256"], "the executable bit counts"
 
 
 def test_content_hash_of_an_empty_or_missing_directory_fails(tmp_path):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "missing"):
-        result = run_module("content_hash", {"path": str(path)})
+        result = run_module_in_process("content_hash", {"path": str(path)})
         assert result["_failed"] and str(path) in result["msg"]
 
 
@@ -55,18 +55,18 @@ def pyc_mtimes(prefix):
 def test_bytecode_compiles_what_is_stale_and_only_that(tmp_path):
     app = tree(tmp_path / "app", {"app.py": "import models\n", "models.py": "X = 1\n"})
     prefix = tmp_path / "pycache"
-    first = run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    first = run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
     assert first["changed"] and first["compiled"] == 2 and first["syntax_errors"] == []
     written = sorted(pathlib.Path(prefix).rglob("*.pyc"))
     assert len(written) == 2 and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
     assert all(d.stat().st_mode & 0o777 == 0o755 for d in pathlib.Path(prefix).rglob("*") if d.is_dir())
     assert (prefix / str(app).lstrip("/") / f"app.{sys.implementation.cache_tag}.pyc").exists(), "mirrors the path"
     before = pyc_mtimes(prefix)
-    assert not run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["changed"]
+    assert not run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["changed"]
     (app / "models.py").write_text("X = 2  # changed\n")
-    check = run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]}, check=True)
+    check = run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]}, check=True)
     assert check["changed"] and check["compiled"] == 1 and pyc_mtimes(prefix) == before, "check mode writes nothing"
-    assert run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["compiled"] == 1
+    assert run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})["compiled"] == 1
 
 
 def test_the_interpreter_uses_the_bytecode_and_the_apt_hook_finds_it_current(tmp_path):
@@ -74,7 +74,7 @@ def test_the_interpreter_uses_the_bytecode_and_the_apt_hook_finds_it_current(tmp
     hook's compileall counts as current (so a dpkg run rewrites nothing)."""
     app = tree(tmp_path / "app", {"app.py": "import models\n", "models.py": "X = 1\n"})
     prefix = tmp_path / "pycache"
-    run_module("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
     before = pyc_mtimes(prefix)
     env = dict(os.environ, PYTHONPYCACHEPREFIX=str(prefix))
     subprocess.run([sys.executable, "-c", "import app"], cwd=app, env=env, check=True)
@@ -87,23 +87,17 @@ def test_the_interpreter_uses_the_bytecode_and_the_apt_hook_finds_it_current(tmp
 def test_bytecode_refuses_another_interpreter_and_syntax_errors_in_strict_mode(tmp_path):
     app = tree(tmp_path / "app", {"gunicorn.conf.py": "workers = (\n"})
     prefix = str(tmp_path / "pycache")
-    wrong = run_module("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": str(tmp_path / "venv")})
+    wrong = run_module_in_process("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": str(tmp_path / "venv")})
     assert wrong["_failed"] and "ansible_python_interpreter=" in wrong["msg"]
-    lenient = run_module("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": sys.prefix})
+    lenient = run_module_in_process("bytecode", {"prefix": prefix, "paths": [str(app)], "venv": sys.prefix})
     assert not lenient["_failed"] and "gunicorn.conf.py" in lenient["syntax_errors"][0]
-    strict = run_module("bytecode", {"prefix": prefix, "paths": [str(app / "gunicorn.conf.py")], "strict": True})
+    strict = run_module_in_process("bytecode", {"prefix": prefix, "paths": [str(app / "gunicorn.conf.py")], "strict": True})
     assert strict["_failed"] and "syntax errors" in strict["msg"] and "gunicorn.conf.py" in strict["msg"]
 
 
 def test_the_stdlib_skip_list_is_the_roles():
     """The module's documented default and the role's list (which the apt hook uses) are one list."""
-    spec = importlib.util.spec_from_file_location("bytecode_module", REPO / "plugins/modules/bytecode.py")
-    sys.path.insert(0, str(REPO / "collections"))
-    try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "collections"))
+    module = load_plugin("plugins/modules/bytecode.py")
     role_vars = load_yaml(ROLE / "vars" / "main.yml")
     import yaml
     documented = yaml.safe_load(module.DOCUMENTATION)["options"]["stdlib_skip"]["default"]
@@ -116,19 +110,19 @@ def test_precompress_writes_reproducible_copies_once(tmp_path):
     css = "body { color: red; }\n" * 40
     static = tree(tmp_path / "static", {"site.css": css, "tiny.js": "x()", "logo.png": b"\x89PNG" * 200})
     os.utime(static / "site.css", (1_000_000, 1_000_000))
-    check = run_module("precompress", {"path": str(static)}, check=True)
+    check = run_module_in_process("precompress", {"path": str(static)}, check=True)
     assert check["changed"] and check["written"] == 1 and not (static / "site.css.gz").exists()
-    assert run_module("precompress", {"path": str(static)})["written"] == 1
+    assert run_module_in_process("precompress", {"path": str(static)})["written"] == 1
     copy = static / "site.css.gz"
     assert gzip.decompress(copy.read_bytes()).decode() == css
     assert copy.stat().st_mtime == 1_000_000, "nginx's ETag and Last-Modified match the file's"
     assert sorted(p.name for p in static.iterdir()) == ["logo.png", "site.css", "site.css.gz", "tiny.js"]
     first = copy.read_bytes()
     copy.unlink()
-    run_module("precompress", {"path": str(static)})
+    run_module_in_process("precompress", {"path": str(static)})
     assert copy.read_bytes() == first, "the same file gives the same bytes"
-    assert not run_module("precompress", {"path": str(static)})["changed"]
-    assert not run_module("precompress", {"path": str(tmp_path / "none")})["changed"], "no static/ is no error"
+    assert not run_module_in_process("precompress", {"path": str(static)})["changed"]
+    assert not run_module_in_process("precompress", {"path": str(tmp_path / "none")})["changed"], "no static/ is no error"
 
 
 # --- prune_releases ---------------------------------------------------------------------------------
@@ -152,15 +146,15 @@ def test_pruning_keeps_the_newest_the_live_and_the_previous_release(tmp_path):
     bytecode = prefix / str(root / "releases" / "r2").lstrip("/")
     bytecode.mkdir(parents=True)
     args = {"root": str(root), "prefix": str(prefix), "keep": 2}
-    check = run_module("prune_releases", args, check=True)
+    check = run_module_in_process("prune_releases", args, check=True)
     assert check["changed"] and check["removed_releases"] == ["r3", "r2"] and (root / "releases" / "r2").exists()
-    result = run_module("prune_releases", args)
+    result = run_module_in_process("prune_releases", args)
     assert result["removed_releases"] == ["r3", "r2"] and result["kept"] == ["r1", "r4", "r5"]
     assert sorted(os.listdir(root / "releases")) == [".r6.partial", "r1", "r4", "r5"]
     assert result["removed_venvs"] == ["v-unused"], "r1 (previous) still uses v-old"
     assert not bytecode.exists()
-    assert not run_module("prune_releases", args)["changed"]
-    assert run_module("prune_releases", {**args, "keep": 0})["_failed"]
+    assert not run_module_in_process("prune_releases", args)["changed"]
+    assert run_module_in_process("prune_releases", {**args, "keep": 0})["_failed"]
 
 
 # --- service_dirs -----------------------------------------------------------------------------------
@@ -179,15 +173,15 @@ def test_service_dirs_creates_and_sets_them(service_parent):
     args = {"parent": str(service_parent), "directories": [
         {"name": "uploads", "owner": "nobody", "group": "www-data", "mode": "2750"},
         {"name": "tmp", "owner": "nobody", "group": "nogroup", "mode": "0700"}]}
-    assert run_module("service_dirs", args, check=True)["changed_dirs"] == ["uploads", "tmp"]
+    assert run_module_in_process("service_dirs", args, check=True)["changed_dirs"] == ["uploads", "tmp"]
     assert not (service_parent / "uploads").exists()
-    assert run_module("service_dirs", args)["changed_dirs"] == ["uploads", "tmp"]
+    assert run_module_in_process("service_dirs", args)["changed_dirs"] == ["uploads", "tmp"]
     uploads = (service_parent / "uploads").stat()
     assert (uploads.st_mode & 0o7777, uploads.st_uid, uploads.st_gid) == (0o2750, 65534, grp.getgrnam("www-data").gr_gid)
     assert (service_parent / "tmp").stat().st_mode & 0o7777 == 0o700
     (service_parent / "tmp").chmod(0o777)
-    assert run_module("service_dirs", args)["changed_dirs"] == ["tmp"]
-    assert not run_module("service_dirs", args)["changed"]
+    assert run_module_in_process("service_dirs", args)["changed_dirs"] == ["tmp"]
+    assert not run_module_in_process("service_dirs", args)["changed"]
 
 
 @ROOT_ONLY
@@ -198,10 +192,24 @@ def test_service_dirs_never_follow_a_planted_link(service_parent, tmp_path):
     args = {"parent": str(service_parent), "directories": [
         {"name": "uploads", "owner": "nobody", "group": "www-data", "mode": "2750"}]}
     for check in (True, False):
-        result = run_module("service_dirs", args, check=check)
+        result = run_module_in_process("service_dirs", args, check=check)
         assert result["_failed"] and "is not a directory" in result["msg"]
     st = victim.stat()
     assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700), "the link's target is untouched"
     linked_parent = tmp_path / "parent-link"
     linked_parent.symlink_to(service_parent)
-    assert run_module("service_dirs", {**args, "parent": str(linked_parent)})["_failed"]
+    assert run_module_in_process("service_dirs", {**args, "parent": str(linked_parent)})["_failed"]
+
+
+@pytest.mark.parametrize("name, args", [
+    ("content_hash", {"path": str(REPO / "tests" / "fixtures" / "standin")}),
+    ("cgroup_memory_info", {}),
+    ("prune_releases", {"root": "/nonexistent", "prefix": "/nonexistent", "keep": 1}),
+])
+def test_each_module_runs_as_ansible_ships_it(name, args):
+    """Through `ansible -m`: AnsiballZ packs the module with its module_utils, as for a host."""
+    in_process = run_module_in_process(name, args, check=True)
+    shipped = run_module(name, args, check=True)
+    ansible_keys = ("invocation", "failed")  # the ad-hoc callback shows failure as _failed alone
+    assert {k: shipped.get(k) for k in in_process if k not in ansible_keys} == \
+        {k: v for k, v in in_process.items() if k not in ansible_keys}

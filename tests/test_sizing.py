@@ -1,28 +1,15 @@
 """How the role sizes gunicorn and the service (plugins/filter/sizing.py) over a matrix of vCPUs and
 memory, and how it finds the memory a container really has (plugins/modules/cgroup_memory_info.py)."""
 
-import importlib.util
 import itertools
-import sys
 
 import pytest
 
-from helpers import REPO, ROLE, load_yaml
+from helpers import ROLE, load_plugin, load_yaml
 
 
-def load(path, name):
-    sys.path.insert(0, str(REPO / "collections"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, REPO / path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(REPO / "collections"))
-
-
-sizing = load("plugins/filter/sizing.py", "sizing_filter")
-cgroup = load("plugins/modules/cgroup_memory_info.py", "cgroup_memory_info")
+sizing = load_plugin("plugins/filter/sizing.py")
+cgroup = load_plugin("plugins/modules/cgroup_memory_info.py")
 ROLE_VARS = load_yaml(ROLE / "vars" / "main.yml")
 PEAK = ROLE_VARS["__lernmanager_peak_mib"]
 RATE = ROLE_VARS["__lernmanager_hash_rate_per_slot"]

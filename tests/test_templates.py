@@ -213,13 +213,8 @@ def test_the_env_file_carries_any_secret_and_setting_unchanged():
     assert env["LLM_BASE_URL"] == "https://x.test/v1#frag"
     assert env["FLASK_ENV"] == "production"
     # The deploy-time reader (the modules' app_runtime.load_env_file) reads the same.
-    import sys
-    from helpers import REPO
-    sys.path.insert(0, str(REPO / "collections"))
-    try:
-        from ansible_collections.lernmanager.deploy.plugins.module_utils import app_runtime
-    finally:
-        sys.path.remove(str(REPO / "collections"))
+    from helpers import load_plugin
+    app_runtime = load_plugin("plugins/module_utils/app_runtime.py")
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".env") as handle:
         handle.write(text)
