@@ -8,7 +8,8 @@ PYTHON ?= python3
 # Every Molecule scenario CI runs (default covers Debian 12 and 13; the others Debian 12 only).
 # `make molecule` runs `default` (a container on each core) first, then two lanes at once: the
 # scenarios of LANE_CORE0 pin their container to core 0, those of LANE_CORE1 to core 1, each lane
-# with its own apt cache (molecule.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
+# with its own apt cache (LERNMANAGER_CORE picks them in the base configuration, .config/molecule/
+# config.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): sources and
 # zero_downtime (its kill-point tests) are the longest.
 LANE_CORE0 ?= sources tls adopt
@@ -60,8 +61,8 @@ molecule: $(BIN)/.installed testbed
 	  start=$$(date +%s); \
 	  scripts/molecule_lane.sh default; \
 	  echo "=== lanes: [$(LANE_CORE0)] on core 0 beside [$(LANE_CORE1)] on core 1; each lane's output follows when it ends"; \
-	  scripts/molecule_lane.sh $(LANE_CORE0) >.cache/logs/lane-core0.log 2>&1 & lane0=$$!; \
-	  scripts/molecule_lane.sh $(LANE_CORE1) >.cache/logs/lane-core1.log 2>&1 & lane1=$$!; \
+	  LERNMANAGER_CORE=0 scripts/molecule_lane.sh $(LANE_CORE0) >.cache/logs/lane-core0.log 2>&1 & lane0=$$!; \
+	  LERNMANAGER_CORE=1 scripts/molecule_lane.sh $(LANE_CORE1) >.cache/logs/lane-core1.log 2>&1 & lane1=$$!; \
 	  rc0=0; wait $$lane0 || rc0=$$?; rc1=0; wait $$lane1 || rc1=$$?; \
 	  cat .cache/logs/lane-core0.log .cache/logs/lane-core1.log; \
 	  grep -h "^molecule scenario .* in [0-9]* s" .cache/logs/lane-core0.log .cache/logs/lane-core1.log || true; \

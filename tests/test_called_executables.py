@@ -76,7 +76,7 @@ def installed_packages():
 
 
 def task_files():
-    return sorted(ROLE.glob("tasks/*.yml")) + sorted((REPO / "playbooks").glob("*.yml"))
+    return sorted(ROLE.glob("tasks/**/*.yml")) + sorted((REPO / "playbooks").glob("*.yml"))
 
 
 def walk(tasks):

@@ -53,8 +53,8 @@ def start_gunicorn(root, port, threads=4, hash_concurrency=1):
     conf = root / "gunicorn.conf.py"
     conf.write_text(render(
         "gunicorn.conf.py.j2", lernmanager_root=str(root), lernmanager_listen_port=port,
-        ansible_facts={"processor_nproc": 1}, __lernmanager_memory_mb=1024, __lernmanager_workers=1,
-        __lernmanager_threads=threads, __lernmanager_hash_concurrency=hash_concurrency,
+        ansible_facts={"processor_nproc": 1}, __lernmanager_sizing={"memory_mb": 1024, "workers": 1, "threads": threads,
+                                                               "hash_concurrency": hash_concurrency},
         lernmanager_gunicorn_max_requests=0, lernmanager_gunicorn_max_requests_jitter=0,
         lernmanager_gunicorn_timeout=30))
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(conf)], cwd=root,

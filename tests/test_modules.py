@@ -55,7 +55,11 @@ def pyc_mtimes(prefix):
 def test_bytecode_compiles_what_is_stale_and_only_that(tmp_path):
     app = tree(tmp_path / "app", {"app.py": "import models\n", "models.py": "X = 1\n"})
     prefix = tmp_path / "pycache"
-    first = run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    umask = os.umask(0o077)  # a hardened root's umask: the service must still read the prefix
+    try:
+        first = run_module_in_process("bytecode", {"prefix": str(prefix), "paths": [str(app)]})
+    finally:
+        os.umask(umask)
     assert first["changed"] and first["compiled"] == 2 and first["syntax_errors"] == []
     written = sorted(pathlib.Path(prefix).rglob("*.pyc"))
     assert len(written) == 2 and all(p.stat().st_mode & 0o777 == 0o644 for p in written)
@@ -199,6 +203,26 @@ def test_service_dirs_never_follow_a_planted_link(service_parent, tmp_path):
     linked_parent = tmp_path / "parent-link"
     linked_parent.symlink_to(service_parent)
     assert run_module_in_process("service_dirs", {**args, "parent": str(linked_parent)})["_failed"]
+
+
+@ROOT_ONLY
+def test_service_dirs_lose_a_race_to_a_planted_link_cleanly(service_parent, tmp_path, monkeypatch):
+    """The service user plants a link between the module's look and its mkdir: a clear failure,
+    and the link's target untouched."""
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    real_mkdir = os.mkdir
+
+    def planted_first(name, mode=0o777, *, dir_fd=None):
+        os.symlink(victim, name, dir_fd=dir_fd)
+        return real_mkdir(name, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", planted_first)
+    result = run_module_in_process("service_dirs", {"parent": str(service_parent), "directories": [
+        {"name": "uploads", "owner": "nobody", "group": "www-data", "mode": "2750"}]})
+    assert result["_failed"] and "uploads is not a directory" in result["msg"], result
+    st = victim.stat()
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700), "the link's target is untouched"
 
 
 @pytest.mark.parametrize("name, args", [

@@ -8,7 +8,7 @@ import pytest
 from helpers import ROLE
 
 TEXTS = {path: path.read_text(encoding="utf-8")
-         for path in sorted(ROLE.glob("tasks/*.yml")) + sorted(ROLE.glob("templates/*.j2")) + [ROLE / "vars" / "main.yml"]}
+         for path in sorted(ROLE.glob("tasks/**/*.yml")) + sorted(ROLE.glob("templates/*.j2")) + [ROLE / "vars" / "main.yml"]}
 REGISTERED = sorted({name for text in TEXTS.values() for name in re.findall(r"^\s*register: (\w+)$", text, re.M)})
 
 

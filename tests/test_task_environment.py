@@ -26,7 +26,7 @@ def tasks_with_environment():
             if "environment" in task:
                 found.append((path.name, task.get("name", "?"), task))
 
-    for path in sorted((ROLE / "tasks").glob("*.yml")):
+    for path in sorted((ROLE / "tasks").glob("**/*.yml")):
         walk(load_yaml(path), path)
     return found
 

@@ -34,9 +34,9 @@ def test_hsts_only_when_asked():
 
 def render_site(**variables):
     """The nginx site with the role's defaults, plain HTTP, as on a 1 CPU / 1 GB host (the
-    password rate is what tasks/sizing.yml computes for it)."""
+    password rate is what tasks/steps/sizing.yml computes for it)."""
     site = {"lernmanager_server_name": "lernmanager.test", "__lernmanager_tls_ready": False,
-            "__lernmanager_password_rate": 8}
+            "__lernmanager_sizing": {"password_rate": 8}}
     return render("nginx-site.j2", **{**site, **variables})
 
 
@@ -103,8 +103,8 @@ def test_password_paths_match_the_apps_routes(path, limited):
 
 
 def render_unit(**variables):
-    unit = {"__lernmanager_venv": "/opt/lernmanager/venvs/v", "__lernmanager_memory_high_mb": 600,
-            "__lernmanager_memory_max_mb": 750}
+    unit = {"__lernmanager_venv": "/opt/lernmanager/venvs/v",
+            "__lernmanager_sizing": {"memory_high_mb": 600, "memory_max_mb": 750}}
     return render("lernmanager.service.j2", **{**unit, **variables})
 
 

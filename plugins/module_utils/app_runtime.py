@@ -14,6 +14,15 @@ from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user im
 
 RECORD_NAME = "migrations_done.txt"
 
+# The options of every module that runs the app's code (documented in doc_fragments/app_runtime.py).
+RUNTIME_ARGUMENT_SPEC = {
+    "user": {"type": "str"},
+    "release": {"type": "path"},
+    "venv": {"type": "path"},
+    "env_file": {"type": "path"},
+    "app_environment": {"type": "dict", "default": {}},
+}
+
 
 def load_env_file(path):
     """KEY=VALUE lines as systemd's EnvironmentFile= reads them (the role writes them quoted)."""

@@ -22,33 +22,13 @@ description:
   - V(read_env) reads an env file (root's own, such as an adopted upstream C(.env)) as a dict.
 version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
-extends_documentation_fragment: [lernmanager.deploy.attributes]
+extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.app_runtime]
 options:
   action:
     description: What to run.
     type: str
     required: true
     choices: [init, pending_migrations, migrate, admin_password, read_env]
-  release:
-    description: The release directory (its C(data/) links to the live data).
-    type: path
-  venv:
-    description: The release's venv; the app runs under its C(bin/python).
-    type: path
-  env_file:
-    description: The service's environment file (for V(read_env), the file to read).
-    type: path
-  user:
-    description: The service user.
-    type: str
-  app_environment:
-    description:
-      - Environment for the app's own processes only, such as the service's C(TMPDIR) and
-        C(PYTHONPYCACHEPREFIX); the env file's variables win.
-      - Never give these as the task's C(environment), which the module itself runs in, as root
-        (Ansible unpacks a module into C(TMPDIR), here a directory the service user controls).
-    type: dict
-    default: {}
   init_module:
     description: The app's module that holds O(init_function).
     type: str
@@ -134,7 +114,7 @@ import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
-    app_environment, load_env_file, pending_migrations, run_migrations)
+    RUNTIME_ARGUMENT_SPEC, app_environment, load_env_file, pending_migrations, run_migrations)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 
 INIT = "import importlib, sys; module = importlib.import_module(sys.argv[1]); getattr(module, sys.argv[2])()"
@@ -213,11 +193,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "action": {"type": "str", "required": True, "choices": [*ACTIONS, "read_env"]},
-            "release": {"type": "path"},
-            "venv": {"type": "path"},
-            "env_file": {"type": "path"},
-            "user": {"type": "str"},
-            "app_environment": {"type": "dict", "default": {}},
+            **RUNTIME_ARGUMENT_SPEC,
             "init_module": {"type": "str", "default": "app"},
             "init_function": {"type": "str", "default": "init_app"},
             "database": {"type": "str", "default": "mbi_tracker.db"},

@@ -133,27 +133,28 @@ def compile_stale(targets, prefix, dry_run=False):
     # cache_from_source() reads it on every call: the prefix is this run's, whatever started us.
     sys.pycache_prefix = prefix
     compiled, checked, failed = 0, 0, []
-    for target, skip in targets:
-        for source in python_sources(target, skip):
-            checked += 1
-            cache = importlib.util.cache_from_source(source)
-            if pyc_is_current(source, cache):
-                continue
-            if dry_run:
+    # The directories py_compile makes follow the umask: the service must be able to read them,
+    # whatever umask root has (a hardened host's 027 would lock it out).
+    umask = os.umask(0o022)
+    try:
+        for target, skip in targets:
+            for source in python_sources(target, skip):
+                checked += 1
+                cache = importlib.util.cache_from_source(source)
+                if pyc_is_current(source, cache):
+                    continue
                 compiled += 1
-                continue
-            try:
-                py_compile.compile(source, cfile=cache, doraise=True,
-                                   invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
-                os.chmod(cache, 0o644)
-                compiled += 1
-            except py_compile.PyCompileError as error:
-                failed.append(f"{source}: {error.msg.strip().splitlines()[-1]}")
-    if not dry_run:
-        # Directories made by py_compile follow the umask; the service must be able to read them.
-        for root, dirs, _files in os.walk(prefix):
-            for name in dirs:
-                os.chmod(os.path.join(root, name), 0o755)
+                if dry_run:
+                    continue
+                try:
+                    py_compile.compile(source, cfile=cache, doraise=True,
+                                       invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+                    os.chmod(cache, 0o644)
+                except py_compile.PyCompileError as error:
+                    compiled -= 1
+                    failed.append(f"{source}: {error.msg.strip().splitlines()[-1]}")
+    finally:
+        os.umask(umask)
     return compiled, checked, failed
 
 

@@ -21,9 +21,11 @@ description:
     Every read and write in it runs as O(user), in a child process that streams the database to
     or from this module (root) through a pipe; root reads and writes only O(backup_dir), through a
     directory descriptor, never following a link.
+  - O(release), O(venv), O(env_file) and O(app_environment) are for V(trial_migrate); O(user) is
+    required.
 version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
-extends_documentation_fragment: [lernmanager.deploy.attributes]
+extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.app_runtime]
 options:
   action:
     description: What to do.
@@ -33,10 +35,6 @@ options:
   database:
     description: The live database (in the service user's C(data/) directory).
     type: path
-    required: true
-  user:
-    description: The service user, who owns the database.
-    type: str
     required: true
   backup_dir:
     description: (V(backup)) The root-only (0700) directory for backups; created when missing.
@@ -51,26 +49,9 @@ options:
   backup:
     description: (V(restore), V(trial_migrate)) The backup to restore, or to run the migrations on a copy of.
     type: path
-  release:
-    description: (V(trial_migrate)) The release whose migrations to try.
-    type: path
-  venv:
-    description: (V(trial_migrate)) The release's venv.
-    type: path
-  env_file:
-    description: (V(trial_migrate)) The service's environment file.
-    type: path
   work_dir:
     description: (V(trial_migrate)) A directory of the service user's own for the copy (its temp dir).
     type: path
-  app_environment:
-    description:
-      - (V(trial_migrate)) Environment for the app's own processes only, such as the service's C(TMPDIR) and
-        C(PYTHONPYCACHEPREFIX); the env file's variables win.
-      - Never give these as the task's C(environment), which the module itself runs in, as root
-        (Ansible unpacks a module into C(TMPDIR), here a directory the service user controls).
-    type: dict
-    default: {}
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -156,7 +137,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
-    RECORD_NAME, app_environment, pending_migrations, read_record, run_migrations)
+    RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations, read_record, run_migrations)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 
 DATABASE_MEMBER = "database"
@@ -475,18 +456,14 @@ def main():
         argument_spec={
             "action": {"type": "str", "required": True, "choices": list(REQUIRED)},
             "database": {"type": "path", "required": True},
-            "user": {"type": "str", "required": True},
+            **RUNTIME_ARGUMENT_SPEC,
             "backup_dir": {"type": "path"},
             "label": {"type": "str"},
             "keep": {"type": "int", "default": 10},
             "backup": {"type": "path"},
-            "release": {"type": "path"},
-            "venv": {"type": "path"},
-            "env_file": {"type": "path"},
             "work_dir": {"type": "path"},
-            "app_environment": {"type": "dict", "default": {}},
         },
-        required_if=[("action", action, names) for action, names in REQUIRED.items()],
+        required_if=[("action", action, ("user", *names)) for action, names in REQUIRED.items()],
         supports_check_mode=True,
     )
     p = module.params

@@ -89,13 +89,19 @@ def ensure(parent_fd, name, ids, dry_run):
     except FileNotFoundError:
         if dry_run:
             return True
-        os.mkdir(name, 0o700, dir_fd=parent_fd)
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            pass  # made since the stat (by the service user): whatever is there now is checked below
         st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(name)
     if dry_run:
         return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != ids
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as error:  # swapped for a link or a file since the stat
+        raise NotADirectoryError(name) from error
     try:
         st = os.fstat(fd)
         if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == ids:
@@ -140,6 +146,8 @@ def main():
     except NotADirectoryError as error:
         module.fail_json(msg=f"{os.path.join(parent, str(error))} is not a directory (a link or a file planted in "
                              f"the service's directory?): move it away and run again", changed_dirs=changed)
+    except OSError as error:
+        module.fail_json(msg=f"cannot set up the directories in {parent}: {error}", changed_dirs=changed)
     finally:
         os.close(parent_fd)
     module.exit_json(changed=bool(changed), changed_dirs=changed)

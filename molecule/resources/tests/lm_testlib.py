@@ -93,7 +93,7 @@ def env_value(host, key):
     return match.group(1) if match else None
 
 
-def playbook(path, extra_vars=None, verbose=False, tags=None):
+def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None):
     """Run a playbook from the controller against the scenario's hosts (Molecule's inventory).
 
     Extra variables go through a JSON file, so dicts, numbers and booleans keep their types."""
@@ -104,6 +104,8 @@ def playbook(path, extra_vars=None, verbose=False, tags=None):
         cmd.append("-v")
     if tags:
         cmd += ["--tags", tags]
+    if limit:
+        cmd += ["--limit", limit]
     # JSON results: one line per message, so tests can look for phrases without line wrapping.
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     try:
@@ -132,9 +134,9 @@ def killed_converge(extra_vars, at, on="task_start"):
     return run.pid
 
 
-def converge(extra_vars=None, tags=None):
+def converge(extra_vars=None, tags=None, limit=None):
     """Run the scenario's converge playbook again (the stand-in app, version from extra_vars)."""
-    return playbook(os.path.join(RESOURCES, "converge.yml"), extra_vars, tags=tags)
+    return playbook(os.path.join(RESOURCES, "converge.yml"), extra_vars, tags=tags, limit=limit)
 
 
 def rollback(extra_vars=None):

@@ -34,7 +34,7 @@ def test_two_deploys_at_once_build_one_release(host):
     assert len(built) == 1 and not any(".partial" in name for name in built), built
     assert release_of(host) in built
     # The second run waited for the first and found nothing left to do.
-    changed = sorted(recap_changed(run.stdout).get("lm-zero-downtime-debian12", -1) for run in runs)
+    changed = sorted(recap_changed(run.stdout).get(host.backend.host, -1) for run in runs)
     assert changed[0] == 0 < changed[1], changed
     assert not host.file(LOCK).exists, "released at the end of both runs"
 
