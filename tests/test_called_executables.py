@@ -56,6 +56,7 @@ EXECUTABLE_PACKAGE = {
     "runuser": "util-linux",
     "setpriv": "util-linux",
     "invoke-rc.d": "init-system-helpers",
+    "/bin/sh": "dash",
 }
 # Not programs: the shell runs these itself.
 SHELL_BUILTINS = {"umask", "cd", "test", "[", "exit", "set", "export", "true", "false", "echo",
@@ -195,7 +196,7 @@ def test_every_called_program_is_installed_by_the_role_or_on_a_minimal_host(prog
         f"and a minimal Debian does not have: add it to __lernmanager_packages (roles/lernmanager/vars/main.yml)")
 
 
-def test_role_owned_programs_are_the_venv_and_the_tool():
+def test_role_owned_programs_are_the_venv_and_the_backup_script():
     # Programs given as a Jinja expression must be what the role itself puts on the host.
     templated = {program for program, _ in CALLED if program.startswith("{{")}
-    assert templated <= {"{{ __lernmanager_venv }}/bin/python", "{{ __lernmanager_tool }}"}, templated
+    assert templated <= {"{{ __lernmanager_venv }}/bin/python", "{{ __lernmanager_backup_script }}"}, templated

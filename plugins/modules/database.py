@@ -17,6 +17,8 @@ description:
     and its socket must be stopped).
   - V(trial_migrate) runs the release's pending migrations on a copy of O(backup) in O(work_dir)
     and fails, naming the migration, when one fails; the live database is never touched.
+  - V(prune_app_copies) removes the app's own full copies of the database beyond the O(keep)
+    newest (regular files C(<database>.backup_<time>) beside it, one per migration the app runs).
   - The database's directory belongs to the service user, who may have planted links there.
     Every read and write in it runs as O(user), in a child process that streams the database to
     or from this module (root) through a pipe; root reads and writes only O(backup_dir), through a
@@ -31,7 +33,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [backup, restore, trial_migrate]
+    choices: [backup, restore, trial_migrate, prune_app_copies]
   database:
     description: The live database (in the service user's C(data/) directory).
     type: path
@@ -43,7 +45,7 @@ options:
     description: (V(backup)) The backup's label, for example C(<from>_to_<to>) or C(<release>_manual).
     type: str
   keep:
-    description: (V(backup)) Backups of the same pool to keep.
+    description: (V(backup), V(prune_app_copies)) Backups of the same pool, or app copies, to keep.
     type: int
     default: 10
   backup:
@@ -59,6 +61,7 @@ attributes:
     details:
       - V(backup) and V(restore) report a change and write nothing.
       - V(trial_migrate) only lists the pending migrations.
+      - V(prune_app_copies) lists what it would remove.
 notes:
   - Fails before any change unless each file system involved has twice the database plus 100 MiB free.
 """
@@ -102,10 +105,10 @@ tables:
   type: int
   returned: when a backup was written
 removed:
-  description: (V(backup)) Older backups removed beyond O(keep).
+  description: (V(backup)) Older backups removed beyond O(keep); (V(prune_app_copies)) the app copies removed.
   type: list
   elements: str
-  returned: when a backup was written
+  returned: when a backup was written, and by prune_app_copies
 pending:
   description: (V(trial_migrate)) The migrations the release would run.
   type: list
@@ -126,38 +129,27 @@ output:
   returned: when action is trial_migrate
 """
 
-import io
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import tarfile
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
-    RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations, read_record, run_migrations)
+    RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations, run_migrations)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
+from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
+    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, Kept, copy_members, export, integrity_check)
 
-DATABASE_MEMBER = "database"
-RECORD_MEMBER = "migrations_done.txt"
-CHECK_MEMBER = "check.json"
 FREE_MARGIN = 100 << 20
 FILE_MODE = 0o640  # the service's own files; its UMask would give the same
 
 
 # --- shared by both sides ---------------------------------------------------------------------------
-
-def integrity_check(path):
-    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-    try:
-        result = db.execute("PRAGMA integrity_check").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    finally:
-        db.close()
-    return result, tables
-
 
 def require_free_space(database, *directories):
     """Fail before any change unless each file system has twice the database plus 100 MiB free."""
@@ -180,67 +172,7 @@ def require_free_space(database, *directories):
                 f"(twice the database of {size >> 20} MiB plus 100 MiB); nothing was changed")
 
 
-def tar_add_bytes(tar, name, data):
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o600
-    tar.addfile(info, io.BytesIO(data))
-
-
-def copy_members(stream, sinks):
-    """Copy each regular member of a tar stream into sinks[name](), an open binary file.
-
-    Returns the names seen; any other member (a link, a path, a second copy) is refused."""
-    seen = []
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            if member.name not in sinks or not member.isfile() or member.name in seen:
-                raise ValueError(f"unexpected member {member.name!r} in the stream")
-            with sinks[member.name]() as out:
-                shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
-            seen.append(member.name)
-    return seen
-
-
-class Kept(io.BytesIO):
-    """An in-memory sink whose bytes survive close()."""
-
-    kept = b""
-
-    def close(self):
-        self.kept = self.getvalue()
-        super().close()
-
-
 # --- as the service user (ServiceUser.run) ----------------------------------------------------------
-
-def export(database, stdout, **_):
-    """A checked snapshot of the database and its migration record, as tar on stdout."""
-    data_dir = os.path.dirname(database)
-    if not os.path.exists(database):
-        raise LernmanagerError(f"{database}: no database")
-    # First: a record that cannot be read fails the backup before anything is written.
-    record = read_record(os.path.join(data_dir, RECORD_NAME))
-    handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
-    os.close(handle)
-    try:
-        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        copy = sqlite3.connect(temp)
-        with copy:
-            source.backup(copy)
-        copy.close()
-        source.close()
-        result, tables = integrity_check(temp)
-        if result != "ok":
-            raise LernmanagerError(f"integrity_check of the snapshot failed: {result}")
-        with tarfile.open(fileobj=stdout, mode="w|") as tar:
-            tar_add_bytes(tar, CHECK_MEMBER, json.dumps({"integrity": result, "tables": tables}).encode())
-            tar.add(temp, arcname=DATABASE_MEMBER)
-            if record is not None:
-                tar_add_bytes(tar, RECORD_MEMBER, record)
-    finally:
-        os.unlink(temp)
-
 
 def write_replacing(path, data):
     """Write a file beside path and rename it over path: never half-written."""
@@ -321,6 +253,21 @@ def trial_run(release, venv, env_file, app_env, work_dir, database_name, stdin, 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"ran": ran, "failed": failed, "output": output}
+
+
+def prune_copies(data_dir, prefix, keep, dry_run, **_):
+    """The app's own database copies (<prefix><time>, regular files) beyond the newest keep, removed."""
+    copies = []
+    for name in os.listdir(data_dir):
+        if name.startswith(prefix):
+            st = os.lstat(os.path.join(data_dir, name))
+            if stat.S_ISREG(st.st_mode):
+                copies.append((st.st_mtime, name))
+    old = [name for mtime, name in sorted(copies, reverse=True)[keep:]]
+    if not dry_run:
+        for name in old:
+            os.unlink(os.path.join(data_dir, name))
+    return sorted(old)
 
 
 # --- as root --------------------------------------------------------------------------------------------
@@ -447,7 +394,7 @@ def trial_migrate(user, database, backup_path, release, venv, env_file, app_env,
             "output": result["output"]}
 
 
-REQUIRED = {"backup": ("backup_dir", "label"), "restore": ("backup",),
+REQUIRED = {"backup": ("backup_dir", "label"), "restore": ("backup",), "prune_app_copies": (),
             "trial_migrate": ("backup", "release", "venv", "env_file", "work_dir")}
 
 
@@ -478,6 +425,13 @@ def main():
             if module.check_mode:
                 module.exit_json(changed=True, backup=None)
             result = backup(user, p["database"], p["backup_dir"], p["label"], p["keep"])
+        elif action == "prune_app_copies":
+            if p["keep"] < 0:
+                raise LernmanagerError(f"keep must be at least 0 (got {p['keep']})")
+            data_dir = os.path.dirname(p["database"])
+            removed = user.run(prune_copies, data_dir, os.path.basename(p["database"]) + ".backup_", p["keep"],
+                               module.check_mode)
+            result = {"changed": bool(removed), "removed": removed}
         elif action == "restore":
             if module.check_mode:
                 module.exit_json(changed=True, restored=p["backup"], database=p["database"])

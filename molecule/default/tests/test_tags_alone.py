@@ -15,7 +15,9 @@ import pytest
 from lm_testlib import REPO, converge
 
 TASKS = os.path.join(REPO, "roles", "lernmanager", "tasks")
-LIVE = {"lernmanager_standin_version": "v2"}  # what the side effect deployed
+# What the side effect deployed (side_effect.yml: the same failure command, word for word).
+LIVE = {"lernmanager_standin_version": "v2",
+        "lernmanager_backup_on_failure": 'echo "$SERVICE_RESULT $LERNMANAGER_HOST" > /root/lm-backup-failed'}
 HOSTS = ["lm-default-debian12", "lm-default-debian13"]
 
 

@@ -1,0 +1,112 @@
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""A checked snapshot of the live database, streamed as tar from the service user to root.
+
+Shared by the database module (pre-migration and on-demand backups) and the scheduled backup
+set (backup_set.py). export() runs as the service user (service_user.ServiceUser.run); the rest
+on either side of the pipe."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+
+from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import RECORD_NAME, read_record
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
+
+DATABASE_MEMBER = "database"
+RECORD_MEMBER = RECORD_NAME
+CHECK_MEMBER = "check.json"
+
+
+def integrity_check(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    finally:
+        db.close()
+    return result, tables
+
+
+def tar_add_bytes(tar, name, data, mtime=0):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    info.mtime = mtime
+    tar.addfile(info, io.BytesIO(data))
+
+
+def copy_members(stream, sinks):
+    """Copy each regular member of a tar stream into sinks[name](), an open binary file.
+
+    Returns the names seen; any other member (a link, a path, a second copy) is refused."""
+    seen = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name not in sinks or not member.isfile() or member.name in seen:
+                raise ValueError(f"unexpected member {member.name!r} in the stream")
+            with sinks[member.name]() as out:
+                shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+            seen.append(member.name)
+    drain(stream)
+    return seen
+
+
+def drain(stream, limit=1 << 20):
+    """Read a tar stream to its end: tarfile stops at the end-of-archive block, and the writer's
+    last padding (under 10 KiB), still on its way, would otherwise meet a closed pipe. A writer
+    that goes on beyond limit is not a tar writer."""
+    while limit > 0:
+        data = stream.read(1 << 16)
+        if not data:
+            return
+        limit -= len(data)
+    raise LernmanagerError("data after the end of the tar stream")
+
+
+class Kept(io.BytesIO):
+    """An in-memory sink whose bytes survive close()."""
+
+    kept = b""
+
+    def close(self):
+        self.kept = self.getvalue()
+        super().close()
+
+
+def export(database, stdout, **_):
+    """As the service user: a checked snapshot of the database and its migration record, as tar
+    on stdout (check.json first, then the database, then the record if there is one)."""
+    data_dir = os.path.dirname(database)
+    if not os.path.exists(database):
+        raise LernmanagerError(f"{database}: no database")
+    # First: a record that cannot be read fails the backup before anything is written. Read again
+    # after the snapshot: a migration that ran in between would leave the two out of step.
+    record = read_record(os.path.join(data_dir, RECORD_NAME))
+    handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
+    os.close(handle)
+    try:
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        copy = sqlite3.connect(temp)
+        with copy:
+            source.backup(copy)
+        copy.close()
+        source.close()
+        if read_record(os.path.join(data_dir, RECORD_NAME)) != record:
+            raise LernmanagerError("a migration ran during the snapshot; try again once it is done")
+        result, tables = integrity_check(temp)
+        if result != "ok":
+            raise LernmanagerError(f"integrity_check of the snapshot failed: {result}")
+        with tarfile.open(fileobj=stdout, mode="w|") as tar:
+            tar_add_bytes(tar, CHECK_MEMBER, json.dumps({"integrity": result, "tables": tables}).encode())
+            tar.add(temp, arcname=DATABASE_MEMBER)
+            if record is not None:
+                tar_add_bytes(tar, RECORD_MEMBER, record)
+    finally:
+        os.unlink(temp)

@@ -1,0 +1,267 @@
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""lernmanager-backup: the scheduled backup of a Lernmanager host (lernmanager-backup.service
+runs `run`). The role installs this file as /usr/local/sbin/lernmanager-backup, with its shebang.
+
+  run        the backup set (module_utils/backup_set.py) into the restic repository as one stream,
+             then the retention policy; once a week also prune and a check that reads a subset
+  init       create the repository unless it exists; fail clearly when the password does not open it
+  latest     the newest snapshot of this host as JSON (for playbooks/backup.yml)
+  on-failure after a failed run (the unit's ExecStopPost=): lernmanager_backup_on_failure
+  restic ... restic itself on the repository, e.g. `lernmanager-backup restic snapshots`
+
+Settings, restic's environment among them (repository, password file, credentials), come from
+/etc/lernmanager/backup/config.json, written by the role. The role installs the collection's
+own module_utils beside this script, so the scheduled backup and the modules share one way of
+acting as the service user and one backup set.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import types
+
+CONFIG = os.environ.get("LERNMANAGER_BACKUP_CONFIG", "/etc/lernmanager/backup/config.json")
+PACKAGE = "ansible_collections.lernmanager.deploy.plugins.module_utils"
+BUNDLED = ("service_user", "app_runtime", "snapshot", "backup_set")  # each after what it imports
+
+
+def load_module_utils(sources):
+    """The collection's module_utils under their own names, from {name: source}: the role writes
+    them into the installed script as MODULE_UTILS (one file on the host, as Ansible ships them
+    inside each module's payload)."""
+    parts = PACKAGE.split(".")
+    for end in range(1, len(parts) + 1):
+        package = types.ModuleType(".".join(parts[:end]))
+        package.__path__ = []
+        sys.modules.setdefault(package.__name__, package)
+    for name in BUNDLED:
+        module = types.ModuleType(f"{PACKAGE}.{name}")
+        sys.modules[module.__name__] = module
+        exec(compile(sources[name], f"{sys.argv[0]}:{name}", "exec"), module.__dict__)  # pylint: disable=exec-used
+
+
+if __name__ == "__main__":
+    load_module_utils(globals()["MODULE_UTILS"])
+
+# pylint: disable=wrong-import-position
+from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import (  # noqa: E402
+    SET_NAME, read_root_file, write_set)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import (  # noqa: E402
+    LernmanagerError, ServiceUser)
+
+TAG = "lernmanager"
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def sftp_options(repository, ssh_config):
+    """restic's sftp.command for sftp:user@host:/path or sftp://user@host:port//path, with the
+    role's ssh_config (key, known hosts, batch mode): restic's own command has no -F."""
+    if repository.startswith("sftp://"):
+        authority, port = repository[len("sftp://"):].split("/", 1)[0], None
+        user, host = authority.rpartition("@")[::2]
+        if host.startswith("["):
+            host, tail = host[1:].partition("]")[::2]
+            port = tail[1:] or None
+        elif ":" in host:
+            host, port = host.split(":", 1)
+    else:
+        user, host = repository[len("sftp:"):].split(":", 1)[0].rpartition("@")[::2]
+        port = None
+    command = ["ssh", "-F", ssh_config, *(["-p", port] if port else []), *(["-l", user] if user else []),
+               host, "-s", "sftp"]
+    return ["-o", "sftp.command=" + " ".join(command)]
+
+
+def restic(config, *args):
+    """restic on the repository of the environment (RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE)."""
+    repository = os.environ.get("RESTIC_REPOSITORY", "")
+    options = sftp_options(repository, config["ssh_config"]) if repository.startswith("sftp:") else []
+    return ["restic", *options, *args]
+
+
+def wait_for_deploy(config):
+    """A deploy, rollback or restore holds the host lock: its migrations must not run under the
+    snapshot (the deploy in turn waits for a running backup, see steps/lock.yml)."""
+    deadline = time.monotonic() + config.get("lock_wait", 3600)
+    announced = False
+    while os.path.lexists(config["lock_file"]):
+        if time.monotonic() > deadline:
+            raise LernmanagerError(f"{config['lock_file']} is still held after {config.get('lock_wait', 3600)} s; "
+                                   "no backup was taken")
+        if not announced:
+            log(f"waiting for the run holding {config['lock_file']} to end")
+            announced = True
+        time.sleep(5)
+
+
+def backup(config):
+    user = ServiceUser(config["user"])
+    live = read_root_file(config["live_state"])
+    release = json.loads(live).get("release") if live else None
+    args = restic(config, "backup", "--stdin", "--stdin-filename", SET_NAME, "--host", config["host"],
+                  "--tag", TAG, "--json", "--quiet")
+    if release:
+        args += ["--tag", f"release={release}"]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # pylint: disable=consider-using-with
+    try:
+        summary = write_set(proc.stdin, user, config["database"], config["instance_dir"], config["config_dir"],
+                            config["live_state"], config["host"])
+        proc.stdin.close()
+    except BaseException:
+        # Interrupted before the end of the stream: restic must not save a cut-off set.
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
+    output = proc.stdout.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise LernmanagerError(f"restic backup failed (exit {proc.returncode}); no snapshot was saved")
+    result = {}
+    for line in output.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("message_type") == "summary":
+            result = message
+    summary.update(snapshot=result.get("snapshot_id"), added=result.get("data_added"),
+                   processed=result.get("total_bytes_processed"))
+    return summary
+
+
+def keep(config):
+    retention = config["retention"]
+    subprocess.run(restic(config, "forget", "--host", config["host"], "--tag", TAG, "--quiet",
+                          "--keep-daily", str(retention["daily"]), "--keep-weekly", str(retention["weekly"]),
+                          "--keep-monthly", str(retention["monthly"])), check=True)
+
+
+def weekly_check(config, state_dir, force=False):
+    """Prune and check (reading a subset of the data) once a week: both lock the repository and
+    read much of it, so not every night."""
+    stamp = os.path.join(state_dir, "last-check")
+    try:
+        age = time.time() - os.stat(stamp).st_mtime
+    except FileNotFoundError:
+        age = None
+    if not force and age is not None and age < 7 * 86400 - 3600:
+        return False
+    subprocess.run(restic(config, "prune", "--quiet"), check=True)
+    subprocess.run(restic(config, "check", f"--read-data-subset={config.get('check_subset', '5%')}"), check=True)
+    with open(stamp, "w", encoding="utf-8") as handle:
+        handle.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    return True
+
+
+def latest(config):
+    out = subprocess.run(restic(config, "snapshots", "--json", "--host", config["host"], "--tag", TAG,
+                                "--latest", "1"), check=True, capture_output=True).stdout
+    snapshots = json.loads(out or b"[]")
+    if not snapshots:
+        return None
+    snapshot = snapshots[-1]
+    # restic writes nanoseconds and the host's offset: Python reads up to microseconds.
+    taken = datetime.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", snapshot["time"]).replace("Z", "+00:00"))
+    release = [tag[len("release="):] for tag in snapshot.get("tags", []) if tag.startswith("release=")]
+    return {"id": snapshot["short_id"], "time": taken.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "age_seconds": int(time.time() - taken.timestamp()), "release": release[0] if release else None,
+            "host": snapshot.get("hostname")}
+
+
+def local_directory():
+    """The repository's directory when it is on this host, else None."""
+    repository = os.environ["RESTIC_REPOSITORY"]
+    return repository.removeprefix("local:") if repository.startswith(("/", "local:")) else None
+
+
+def init(config):
+    """Create the repository once. A marker of the repository and password already opened makes a
+    run with nothing new cost no restic call (restic derives its key slowly, on purpose)."""
+    with open(os.environ["RESTIC_PASSWORD_FILE"], "rb") as handle:
+        opened = hashlib.sha256(os.environ["RESTIC_REPOSITORY"].encode() + b"\0" + handle.read()).hexdigest()
+    marker = os.path.join(os.path.dirname(CONFIG), "opened")
+    local = local_directory()
+    if not local or os.path.exists(os.path.join(local, "config")):  # a local one that is gone is made again
+        try:
+            with open(marker, encoding="utf-8") as handle:
+                if handle.read().strip() == opened:
+                    return "unchanged"
+        except FileNotFoundError:
+            pass
+    state = open_or_create(config)
+    with open(marker, "w", encoding="utf-8") as handle:
+        handle.write(opened + "\n")
+    return state
+
+
+def open_or_create(config):
+    if local_directory():
+        os.makedirs(local_directory(), mode=0o700, exist_ok=True)
+    probe = subprocess.run(restic(config, "cat", "config"), capture_output=True, check=False)
+    if probe.returncode == 0:
+        return "exists"
+    error = probe.stderr.decode(errors="replace")
+    if "wrong password" in error or "no key found" in error:
+        raise LernmanagerError("the repository exists, and the backup password does not open it: "
+                               "set lernmanager_backup_password to the repository's password")
+    created = subprocess.run(restic(config, "init"), capture_output=True, check=False)
+    if created.returncode != 0:
+        raise LernmanagerError("cannot open or create the repository: "
+                               + (created.stderr or probe.stderr).decode(errors="replace").strip())
+    return "created"
+
+
+def on_failure(config):
+    """The unit's ExecStopPost= (it runs after every run): the admin's command, after a failed one."""
+    result = os.environ.get("SERVICE_RESULT", "success")
+    if result == "success" or not config.get("on_failure"):
+        return 0
+    env = dict(os.environ, LERNMANAGER_HOST=config["host"])
+    return subprocess.run(["/bin/sh", "-c", config["on_failure"]], env=env, check=False).returncode
+
+
+def main(argv):
+    with open(CONFIG, encoding="utf-8") as handle:
+        config = json.load(handle)
+    os.environ.update(config["environment"])
+    command = argv[1] if len(argv) > 1 else "run"
+    try:
+        if command == "restic":
+            return subprocess.run(restic(config, *argv[2:]), check=False).returncode
+        if command == "on-failure":
+            return on_failure(config)
+        if command == "init":
+            log(init(config))
+        elif command == "latest":
+            print(json.dumps(latest(config)))
+        elif command in ("run", "run-and-check"):
+            wait_for_deploy(config)
+            started = time.monotonic()
+            summary = backup(config)
+            keep(config)
+            summary["checked"] = weekly_check(config, os.environ.get("STATE_DIRECTORY", "/var/lib/lernmanager-backup"),
+                                              force=command == "run-and-check")
+            summary["seconds"] = round(time.monotonic() - started, 1)
+            log(json.dumps(summary, sort_keys=True))
+            if summary["skipped"]:
+                log(f"left out {summary['skipped']} links or special files in the uploads and reports "
+                    "(the app makes none: look at who did)")
+        else:
+            raise LernmanagerError(f"unknown command {command!r}: run, run-and-check, init, latest, on-failure or restic")
+    except (LernmanagerError, OSError, subprocess.CalledProcessError) as error:
+        print(f"lernmanager-backup: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

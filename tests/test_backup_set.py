@@ -1,0 +1,229 @@
+"""The backup set (plugins/module_utils/backup_set.py) and the host script that streams it into
+restic (roles/lernmanager/files/lernmanager_backup.py), on real files, as root with `nobody` as the
+service user. restic itself runs in the Molecule scenario `default`; here: what goes into the
+stream, and that nothing the service user planted gets root to read what it should not."""
+
+import importlib.machinery
+import importlib.util
+import io
+import json
+import os
+import pathlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+import pytest
+
+from helpers import REPO, load_plugin
+
+USER = "nobody"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the set is read as the service user: needs root")
+SECRET = b"root-only canary 5f1c"
+
+
+@pytest.fixture
+def host():
+    """A host's files: a live WAL database, uploads with a binary file and planted links and a
+    FIFO, reports, root's config and live state, and a root-only canary."""
+    top = pathlib.Path(tempfile.mkdtemp(prefix="lm-set-test-", dir="/var/tmp"))
+    os.chmod(top, 0o755)
+    data, instance, config = top / "data", top / "instance", top / "config"
+    for path in (data, instance / "uploads" / "class-7a", instance / "reports", config):
+        path.mkdir(parents=True)
+    db = sqlite3.connect(data / "mbi_tracker.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE pupils (id INTEGER PRIMARY KEY, name TEXT)")
+    db.executemany("INSERT INTO pupils (name) VALUES (?)", [(f"pupil {i}",) for i in range(300)])
+    db.commit()
+    (data / "migrations_done.txt").write_text("migrate_001.py\n")
+    (instance / "uploads" / "class-7a" / "drawing.png").write_bytes(bytes(range(256)) * 40)
+    (instance / "uploads" / "notes.txt").write_text("Hausaufgabe\n")
+    (instance / "reports" / "week.pdf").write_bytes(b"%PDF-1.4 report")
+    canary = top / "canary"
+    canary.write_bytes(SECRET)
+    os.chmod(canary, 0o600)
+    os.symlink(canary, instance / "uploads" / "planted-link")
+    os.symlink(top, instance / "uploads" / "planted-dir")
+    os.mkfifo(instance / "uploads" / "planted-fifo")
+    for path in [data, instance, *data.iterdir(), *instance.rglob("*")]:
+        os.chown(path, pwd_uid(USER), -1, follow_symlinks=False)
+    (config / "secret_key").write_text("s3cret")
+    (config / "lernmanager.env").write_text('SECRET_KEY="s3cret"\n')
+    (top / "live.json").write_text(json.dumps({"release": "abc123"}))
+    yield top, db
+    db.close()
+    shutil.rmtree(top)
+
+
+def pwd_uid(name):
+    import pwd
+    return pwd.getpwnam(name).pw_uid
+
+
+WRITER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.lernmanager.deploy.plugins.module_utils import backup_set, service_user
+args = json.loads(sys.argv[2])
+try:
+    summary = backup_set.write_set(sys.stdout.buffer, service_user.ServiceUser(args.pop("user")), **args)
+except service_user.LernmanagerError as error:
+    sys.exit(str(error))
+print(json.dumps(summary), file=sys.stderr)
+"""
+
+
+def write(top, **overrides):
+    """write_set in a process of its own: a fork of this one would inherit the fixture's open
+    SQLite connection (SQLite's locks are per process), as a host's script never does."""
+    args = dict(user=USER, database=str(top / "data" / "mbi_tracker.db"), instance_dir=str(top / "instance"),
+                config_dir=str(top / "config"), live_state=str(top / "live.json"), host="school-a")
+    args.update(overrides)
+    result = subprocess.run([sys.executable, "-c", WRITER, str(REPO / "collections"), json.dumps(args)],
+                            capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode())
+    return json.loads(result.stderr.decode().splitlines()[-1]), result.stdout
+
+
+def members(stream):
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+        return {m.name: (m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()}
+
+
+def test_the_set_holds_everything_in_order(host):
+    top, _ = host
+    summary, stream = write(top)
+    found = members(stream)
+    names = list(found)
+    assert names[:4] == ["set.json", "data/check.json", "data/mbi_tracker.db", "data/migrations_done.txt"], \
+        "the database snapshot comes first"
+    assert names.index("live.json") < names.index("instance/uploads")
+    assert json.loads(found["set.json"][1])["release"] == "abc123"
+    assert found["config/secret_key"][1] == b"s3cret"
+    assert found["data/migrations_done.txt"][1] == b"migrate_001.py\n"
+    assert found["instance/uploads/class-7a/drawing.png"][1] == bytes(range(256)) * 40
+    assert found["instance/reports/week.pdf"][1] == b"%PDF-1.4 report"
+    with tempfile.NamedTemporaryFile(suffix=".db") as copy:
+        copy.write(found["data/mbi_tracker.db"][1])
+        copy.flush()
+        rows = sqlite3.connect(copy.name).execute("SELECT count(*) FROM pupils").fetchone()[0]
+    assert rows == 300, "the rows still in the WAL are in the snapshot"
+    assert summary["integrity"] == "ok" and summary["files"] == 3 and summary["release"] == "abc123"
+
+
+def test_planted_links_and_fifos_are_left_out_and_counted(host):
+    top, _ = host
+    summary, stream = write(top)
+    assert summary["skipped"] == 3
+    assert SECRET not in stream
+    assert not any("planted" in name for name in members(stream))
+    for member, _ in members(stream).values():
+        assert member.isfile() or member.isdir()
+        assert member.mode in (0o600, 0o640, 0o750)
+
+
+def test_unchanged_files_give_the_same_bytes(host):
+    """restic stores an unchanged set as (almost) nothing new only if the stream repeats itself."""
+    top, _ = host
+    first, second = write(top)[1], write(top)[1]
+    assert first == second
+
+
+def test_a_missing_database_fails_the_set(host):
+    top, _ = host
+    with pytest.raises(Exception, match="no database"):
+        write(top, database=str(top / "data" / "missing.db"))
+
+
+def test_a_planted_migration_record_fails_the_set(host):
+    top, _ = host
+    (top / "data" / "migrations_done.txt").unlink()
+    os.symlink(top / "canary", top / "data" / "migrations_done.txt")
+    with pytest.raises(Exception, match="not a regular file"):
+        write(top)
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "uploads/../../x", "other/x", "uploads/./x",
+                                  "uploads/a\nb", ""])
+def test_root_refuses_a_crafted_member_name(name):
+    backup_set = load_plugin("plugins/module_utils/backup_set.py")
+    with pytest.raises(Exception, match="refused member"):
+        backup_set.checked_instance_name(name, backup_set.INSTANCE_PARTS)
+
+
+def test_root_refuses_a_link_in_the_stream():
+    backup_set = load_plugin("plugins/module_utils/backup_set.py")
+    crafted = io.BytesIO()
+    with tarfile.open(fileobj=crafted, mode="w") as tar:
+        link = tarfile.TarInfo("uploads/x")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        tar.addfile(link)
+    crafted.seek(0)
+    with tarfile.open(fileobj=io.BytesIO(), mode="w") as out, pytest.raises(Exception, match="not a file"):
+        backup_set.relay_instance(crafted, out, backup_set.INSTANCE_PARTS, {"files": 0, "bytes": 0})
+
+
+# --- the host script -------------------------------------------------------------------------------
+
+def backup_script():
+    path = REPO / "roles" / "lernmanager" / "files" / "lernmanager_backup.py"
+    loader = importlib.machinery.SourceFileLoader("lernmanager_backup", str(path))
+    spec = importlib.util.spec_from_loader("lernmanager_backup", loader)
+    load_plugin("plugins/module_utils/backup_set.py")  # puts the collection on sys.path
+    script = importlib.util.module_from_spec(spec)
+    loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("repository, command", [
+    ("sftp:backup@storage:/srv/restic/school-a", "ssh -F /c -l backup storage -s sftp"),
+    ("sftp://backup@storage:2222//srv/restic", "ssh -F /c -p 2222 -l backup storage -s sftp"),
+    ("sftp://backup@[2001:db8::1]:2222//srv/r", "ssh -F /c -p 2222 -l backup 2001:db8::1 -s sftp"),
+    ("sftp:storage:/srv/r", "ssh -F /c storage -s sftp"),
+])
+def test_sftp_repositories_use_the_roles_ssh_settings(repository, command):
+    assert backup_script().sftp_options(repository, "/c") == ["-o", f"sftp.command={command}"]
+
+
+def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
+    """As the role installs it (tasks/steps/backups.yml): one file, the module_utils inside, run
+    by the system's Python in isolated mode, with no collection on its path."""
+    names = ["service_user", "app_runtime", "snapshot", "backup_set"]
+    bundle = {name: (REPO / "plugins" / "module_utils" / f"{name}.py").read_text() for name in names}
+    script = tmp_path / "lernmanager-backup"
+    script.write_text("#!/usr/bin/python3 -I\nMODULE_UTILS = " + json.dumps(bundle) + "\n"
+                      + (REPO / "roles" / "lernmanager" / "files" / "lernmanager_backup.py").read_text())
+    script.chmod(0o700)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"environment": {}}))
+    result = subprocess.run([str(script), "no-such-command"], capture_output=True, text=True, check=False,
+                            env={"LERNMANAGER_BACKUP_CONFIG": str(config), "PATH": "/usr/bin:/bin"})
+    assert (result.returncode, result.stderr.strip()) == (
+        1, "lernmanager-backup: unknown command 'no-such-command': run, run-and-check, init, latest, on-failure or restic"), result.stderr
+
+
+def test_the_role_installs_the_module_utils_the_script_loads():
+    tasks = (REPO / "roles" / "lernmanager" / "tasks" / "steps" / "backups.yml").read_text()
+    assert "__names: [service_user, app_runtime, snapshot, backup_set]" in tasks
+    assert backup_script().BUNDLED == ("service_user", "app_runtime", "snapshot", "backup_set")
+
+
+def test_the_failure_command_runs_after_a_failed_run_only(tmp_path):
+    script = backup_script()
+    mark = tmp_path / "ran"
+    config = {"host": "school-a", "on_failure": f'echo "$SERVICE_RESULT $LERNMANAGER_HOST it\'s 100%" > {mark}'}
+    for result in ("success", "exit-code"):
+        os.environ["SERVICE_RESULT"] = result
+        try:
+            assert script.on_failure(config) == 0
+        finally:
+            del os.environ["SERVICE_RESULT"]
+        assert mark.exists() is (result != "success")
+    assert mark.read_text() == "exit-code school-a it's 100%\n"
+    assert script.on_failure({"host": "h", "on_failure": ""}) == 0
