@@ -65,30 +65,38 @@ def pwd_uid(name):
     return pwd.getpwnam(name).pw_uid
 
 
-WRITER = """
+# write_set and restore_set each run in a process of their own: a fork of this one would inherit
+# the fixture's open SQLite connection (SQLite's locks are per process), as a host's never does.
+RUNNER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.lernmanager.deploy.plugins.module_utils import backup_set, service_user
-args = json.loads(sys.argv[2])
+args = json.loads(sys.argv[3])
+user = service_user.ServiceUser(args.pop("user"))
 try:
-    summary = backup_set.write_set(sys.stdout.buffer, service_user.ServiceUser(args.pop("user")), **args)
+    if sys.argv[2] == "write":
+        summary = backup_set.write_set(sys.stdout.buffer, user, **args)
+    else:
+        summary = backup_set.restore_set(sys.stdin.buffer, user, **args)
 except service_user.LernmanagerError as error:
     sys.exit(str(error))
 print(json.dumps(summary), file=sys.stderr)
 """
 
 
-def write(top, **overrides):
-    """write_set in a process of its own: a fork of this one would inherit the fixture's open
-    SQLite connection (SQLite's locks are per process), as a host's script never does."""
-    args = dict(user=USER, database=str(top / "data" / "mbi_tracker.db"), instance_dir=str(top / "instance"),
-                config_dir=str(top / "config"), live_state=str(top / "live.json"), host="school-a")
-    args.update(overrides)
-    result = subprocess.run([sys.executable, "-c", WRITER, str(REPO / "collections"), json.dumps(args)],
-                            capture_output=True, check=False)
+def run_set(action, args, stdin=b""):
+    """(summary, stdout) of write_set or restore_set; a failure as a RuntimeError with its message."""
+    result = subprocess.run([sys.executable, "-c", RUNNER, str(REPO / "collections"), action, json.dumps(args)],
+                            input=stdin, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.decode())
     return json.loads(result.stderr.decode().splitlines()[-1]), result.stdout
+
+
+def write(top, **overrides):
+    args = dict(user=USER, database=str(top / "data" / "mbi_tracker.db"), instance_dir=str(top / "instance"),
+                config_dir=str(top / "config"), live_state=str(top / "live.json"), host="school-a")
+    return run_set("write", {**args, **overrides})
 
 
 def members(stream):
@@ -188,13 +196,14 @@ def backup_script():
     ("sftp:storage:/srv/r", "ssh -F /c storage -s sftp"),
 ])
 def test_sftp_repositories_use_the_roles_ssh_settings(repository, command):
-    assert backup_script().sftp_options(repository, "/c") == ["-o", f"sftp.command={command}"]
+    restic = load_plugin("plugins/module_utils/restic.py")
+    assert restic.sftp_options(repository, "/c") == ["-o", f"sftp.command={command}"]
 
 
 def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
     """As the role installs it (tasks/steps/backups.yml): one file, the module_utils inside, run
     by the system's Python in isolated mode, with no collection on its path."""
-    names = ["service_user", "app_runtime", "snapshot", "backup_set"]
+    names = ["service_user", "restic", "app_runtime", "snapshot", "backup_set"]
     bundle = {name: (REPO / "plugins" / "module_utils" / f"{name}.py").read_text() for name in names}
     script = tmp_path / "lernmanager-backup"
     script.write_text("#!/usr/bin/python3 -I\nMODULE_UTILS = " + json.dumps(bundle) + "\n"
@@ -210,8 +219,8 @@ def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
 
 def test_the_role_installs_the_module_utils_the_script_loads():
     tasks = (REPO / "roles" / "lernmanager" / "tasks" / "steps" / "backups.yml").read_text()
-    assert "__names: [service_user, app_runtime, snapshot, backup_set]" in tasks
-    assert backup_script().BUNDLED == ("service_user", "app_runtime", "snapshot", "backup_set")
+    assert "__names: [service_user, restic, app_runtime, snapshot, backup_set]" in tasks
+    assert backup_script().BUNDLED == ("service_user", "restic", "app_runtime", "snapshot", "backup_set")
 
 
 def test_the_failure_command_runs_after_a_failed_run_only(tmp_path):
@@ -227,3 +236,101 @@ def test_the_failure_command_runs_after_a_failed_run_only(tmp_path):
         assert mark.exists() is (result != "success")
     assert mark.read_text() == "exit-code school-a it's 100%\n"
     assert script.on_failure({"host": "h", "on_failure": ""}) == 0
+
+
+# --- restoring a set ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_host():
+    """A new VPS after the role's layout: empty data/ and instance/ of the service user, root's
+    config and backups directories."""
+    top = pathlib.Path(tempfile.mkdtemp(prefix="lm-restore-test-", dir="/var/tmp"))
+    os.chmod(top, 0o755)
+    for path in (top / "data", top / "instance" / "uploads", top / "instance" / "reports"):
+        path.mkdir(parents=True)
+        os.chown(path, pwd_uid(USER), -1)
+    (top / "config").mkdir()
+    (top / "backups").mkdir(mode=0o700)
+    yield top
+    shutil.rmtree(top)
+
+
+def restore(top, stream, replace=False):
+    args = dict(user=USER, database=str(top / "data" / "mbi_tracker.db"), instance_dir=str(top / "instance"),
+                config_dir=str(top / "config"), staging_dir=str(top / "backups"), replace=replace)
+    return run_set("restore", args, stream)[0]
+
+
+def tree(top):
+    """{relative path: bytes} of the regular files under top, and the directories."""
+    found = {}
+    for path in sorted(top.rglob("*")):
+        if path.is_symlink():
+            continue
+        found[str(path.relative_to(top))] = path.read_bytes() if path.is_file() else "dir"
+    return found
+
+
+def rows(database):
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, name FROM pupils ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_set_restores_onto_a_fresh_host(host, fresh_host):
+    top, _ = host
+    _, stream = write(top)
+    summary = restore(fresh_host, stream)
+    assert summary["release"] == "abc123" and summary["files"] == 3 and summary["migrations_record"]
+    assert summary["config"] == ["secret_key"]
+    assert rows(fresh_host / "data" / "mbi_tracker.db") == rows(top / "data" / "mbi_tracker.db")
+    assert (fresh_host / "data" / "migrations_done.txt").read_text() == "migrate_001.py\n"
+    planted = {"uploads/planted-fifo"}
+    assert tree(fresh_host / "instance") == {k: v for k, v in tree(top / "instance").items() if k not in planted}
+    assert (fresh_host / "config" / "secret_key").read_text() == "s3cret"
+    assert not (fresh_host / "config" / "lernmanager.env").exists(), "the deploy writes the env file"
+    for path in (fresh_host / "instance").rglob("*"):
+        assert path.stat().st_uid == pwd_uid(USER), path
+    assert os.stat(fresh_host / "config" / "secret_key").st_mode & 0o777 == 0o600
+
+
+def test_a_restore_over_data_needs_replace_and_then_leaves_none_of_it(host, fresh_host):
+    top, _ = host
+    _, stream = write(top)
+    restore(fresh_host, stream)
+    stale = fresh_host / "instance" / "uploads" / "stale.txt"
+    stale.write_text("made after the backup")
+    os.chown(stale, pwd_uid(USER), -1)
+    with pytest.raises(RuntimeError, match="File exists"):
+        restore(fresh_host, stream)
+    restore(fresh_host, stream, replace=True)
+    assert not stale.exists()
+    assert (fresh_host / "instance" / "uploads" / "class-7a" / "drawing.png").exists()
+
+
+def crafted_set(*members):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+HEADER = ("set.json", json.dumps({"format": 1, "host": "x", "database": "mbi_tracker.db"}).encode())
+
+
+@pytest.mark.parametrize("members, error", [
+    ([("data/mbi_tracker.db", b"x")], "no set.json first"),
+    ([HEADER, ("config/../../etc/shadow", b"x")], "refused member"),
+    ([HEADER, ("data/mbi_tracker.db", b"not a database")], "integrity_check|file is not a database"),
+    ([HEADER], "holds no database"),
+], ids=["no-header", "path-out", "not-a-database", "no-database"])
+def test_a_crafted_set_changes_nothing(fresh_host, members, error):
+    before = tree(fresh_host)
+    with pytest.raises(RuntimeError, match=error):
+        restore(fresh_host, crafted_set(*members))
+    assert tree(fresh_host) == before

@@ -25,17 +25,24 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import shutil
 import stat
 import tarfile
+import tempfile
 
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
-    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, drain, export, tar_add_bytes)
+    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, drain, export, import_stream, integrity_check, tar_add_bytes,
+    write_replacing)
 
 FORMAT = 1
 SET_NAME = "lernmanager.tar"  # the file name of the stream in the restic snapshot
 INSTANCE_PARTS = ("uploads", "reports")
 CONFIG_FILES = ("secret_key", "lernmanager.env", "admin_password", "adopted.env")
+# Put back by a restore; lernmanager.env is not: the deploy after it writes the env file from the
+# inventory (with the restored secret key), and the set's copy stays there to compare.
+RESTORED_CONFIG = ("secret_key", "admin_password", "adopted.env")
+SMALL = 1 << 20  # set.json, check.json, the record, config files: never more
 CHUNK = 1 << 20
 
 
@@ -90,23 +97,28 @@ def checked_instance_name(name, parts):
     return name
 
 
+def pass_member(out, source, member, name, totals):
+    """A member of the service user's (or the repository's) stream into out under name: a
+    directory or a regular file, with root's own modes; anything else is refused."""
+    info = tarfile.TarInfo(name)
+    info.mtime = member.mtime
+    if member.isdir():
+        info.type, info.mode = tarfile.DIRTYPE, 0o750
+        out.addfile(info)
+    elif member.isfile():
+        info.size, info.mode = member.size, 0o640
+        out.addfile(info, source.extractfile(member))
+        totals["files"] += 1
+        totals["bytes"] += member.size
+    else:
+        raise LernmanagerError(f"refused member {member.name!r} (not a file) in the stream")
+
+
 def relay_instance(stream, out, parts, totals):
     """Pass the service user's instance stream on into out, member by member, checked."""
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
-            name = checked_instance_name(member.name, parts)
-            info = tarfile.TarInfo(f"instance/{name}")
-            info.mtime = member.mtime
-            if member.isdir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o750
-                out.addfile(info)
-            elif member.isfile():
-                info.size, info.mode = member.size, 0o640
-                out.addfile(info, tar.extractfile(member))
-                totals["files"] += 1
-                totals["bytes"] += member.size
-            else:
-                raise LernmanagerError(f"refused member {member.name!r} (not a file) in the instance stream")
+            pass_member(out, tar, member, f"instance/{checked_instance_name(member.name, parts)}", totals)
     drain(stream)
 
 
@@ -176,3 +188,120 @@ def write_set(out, user, database, instance_dir, config_dir, live_state, host):
             raise LernmanagerError(f"reading the uploads and reports as {user.name} failed: {error}") from None
     return {"release": release, "integrity": check.get("integrity"), "tables": check.get("tables"),
             "files": totals["files"], "file_bytes": totals["bytes"], "skipped": skipped}
+
+
+# --- restoring: as the service user ----------------------------------------------------------------
+
+def clear_parts(instance_dir, parts):
+    """The parts' current content removed (a restore over data the host had; backed up first).
+    As the service user: rmtree never follows a link, and a planted one goes like any file."""
+    for part in parts:
+        top = os.path.join(instance_dir, part)
+        if os.path.islink(top) or (os.path.lexists(top) and not os.path.isdir(top)):
+            os.unlink(top)
+            continue
+        if not os.path.isdir(top):
+            continue
+        for name in os.listdir(top):
+            path = os.path.join(top, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+
+def extract_instance(instance_dir, parts, replace, stdin, **_):
+    """The set's instance parts from a tar on stdin (root checked every member). New files only
+    (O_EXCL, O_NOFOLLOW); directories inherit the setgid group nginx reads uploads through."""
+    if replace:
+        clear_parts(instance_dir, parts)
+    files = 0
+    with tarfile.open(fileobj=stdin, mode="r|") as tar:
+        for member in tar:
+            path = os.path.join(instance_dir, checked_instance_name(member.name, parts))
+            if member.isdir():
+                os.makedirs(path, mode=0o750, exist_ok=True)
+            elif member.isfile():
+                os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(tar.extractfile(member), out, CHUNK)
+                os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+                files += 1
+            else:
+                raise LernmanagerError(f"refused member {member.name!r} (not a file)")
+    drain(stdin)
+    return files
+
+
+# --- restoring: as root ----------------------------------------------------------------------------
+
+def _small(tar, member):
+    if not member.isfile() or member.size > SMALL:
+        raise LernmanagerError(f"refused member {member.name!r} in the set")
+    return tar.extractfile(member).read()
+
+
+def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, replace):
+    """Put a set (the tar stream write_set made, read back from the repository) back on this host:
+    the database and its record (integrity-checked before anything changes), root's config files,
+    then the uploads and reports. The service must be stopped. Returns what was put back."""
+    tar = tarfile.open(fileobj=stream, mode="r|")  # pylint: disable=consider-using-with
+    header, record, config, live = None, None, {}, None
+    staged = tempfile.NamedTemporaryFile(prefix=".restore-", suffix=".db", dir=staging_dir)  # pylint: disable=consider-using-with
+    try:
+        member = tar.next()
+        while member is not None and not member.name.startswith("instance/"):
+            if member.name == "set.json":
+                header = json.loads(_small(tar, member))
+                if header.get("format") != FORMAT:
+                    raise LernmanagerError(f"a set of format {header.get('format')!r}; this role reads {FORMAT}")
+            elif header is None:
+                raise LernmanagerError("not a Lernmanager backup set (no set.json first)")
+            elif member.name == f"data/{header['database']}" and member.isfile():
+                shutil.copyfileobj(tar.extractfile(member), staged, CHUNK)
+                staged.flush()
+            elif member.name == f"data/{RECORD_MEMBER}":
+                record = _small(tar, member)
+            elif member.name.startswith("config/") and member.name[len("config/"):] in CONFIG_FILES:
+                config[member.name[len("config/"):]] = _small(tar, member)
+            elif member.name == "live.json":
+                live = json.loads(_small(tar, member))
+            elif member.name != f"data/{CHECK_MEMBER}":
+                raise LernmanagerError(f"refused member {member.name!r} in the set")
+            member = tar.next()
+        if header is None or not staged.tell():
+            raise LernmanagerError("the set holds no database; nothing was changed")
+        result = integrity_check(staged.name)[0]
+        if result != "ok":
+            raise LernmanagerError(f"the set's database fails integrity_check ({result}); nothing was changed")
+
+        for name in RESTORED_CONFIG:
+            if name in config:
+                write_replacing(os.path.join(config_dir, name), config[name], mode=0o600)
+
+        def feed_database(writer):
+            with tarfile.open(fileobj=writer, mode="w|") as out:
+                out.add(staged.name, arcname=DATABASE_MEMBER)
+                if record is not None:
+                    tar_add_bytes(out, RECORD_MEMBER, record)
+        user.run(import_stream, database, feed=feed_database)
+
+        totals = {"files": 0, "bytes": 0}
+
+        def feed_instance(writer):
+            current = member
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
+                while current is not None:
+                    if not current.name.startswith("instance/"):
+                        raise LernmanagerError(f"refused member {current.name!r} after the instance files")
+                    name = checked_instance_name(current.name[len("instance/"):], INSTANCE_PARTS)
+                    pass_member(out, tar, current, name, totals)
+                    current = tar.next()
+        user.run(extract_instance, instance_dir, INSTANCE_PARTS, replace, feed=feed_instance)
+    finally:
+        staged.close()
+        tar.close()
+    return {"host": header["host"], "release": (live or {}).get("release") or header.get("release"),
+            "config": sorted(name for name in RESTORED_CONFIG if name in config), "files": totals["files"],
+            "file_bytes": totals["bytes"], "migrations_record": record is not None}

@@ -22,6 +22,7 @@ from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user im
 DATABASE_MEMBER = "database"
 RECORD_MEMBER = RECORD_NAME
 CHECK_MEMBER = "check.json"
+FILE_MODE = 0o640  # the service's own files; its UMask would give the same
 
 
 def integrity_check(path):
@@ -110,3 +111,60 @@ def export(database, stdout, **_):
                 tar_add_bytes(tar, RECORD_MEMBER, record)
     finally:
         os.unlink(temp)
+
+
+# --- putting a snapshot back, as the service user ------------------------------------------------
+
+def write_replacing(path, data, mode=FILE_MODE):
+    """Write a file beside path and rename it over path: never half-written."""
+    handle, temp = tempfile.mkstemp(prefix=".import-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def restore_database(snapshot, database):
+    """Write snapshot into database with the backup API (a WAL database stays one)."""
+    source = sqlite3.connect(f"file:{snapshot}?mode=ro&immutable=1", uri=True)
+    target = sqlite3.connect(database)
+    try:
+        mode = target.execute("PRAGMA journal_mode").fetchone()[0]
+        # Pages of another size cannot be written into a WAL database: leave WAL for the copy.
+        target.execute("PRAGMA journal_mode=DELETE")
+        source.backup(target)
+        if mode.lower() == "wal":
+            target.execute("PRAGMA journal_mode=WAL")
+    finally:
+        target.close()
+        source.close()
+    os.chmod(database, FILE_MODE)
+
+
+def import_stream(database, stdin, **_):
+    """Put a tar of export's members back: database first, then its record."""
+    data_dir = os.path.dirname(database)
+    record = Kept()
+    handle, snapshot = tempfile.mkstemp(prefix=".import-", suffix=".db", dir=data_dir)
+    try:
+        seen = copy_members(stdin, {DATABASE_MEMBER: lambda: os.fdopen(handle, "wb"), RECORD_MEMBER: lambda: record})
+        if DATABASE_MEMBER not in seen:
+            raise LernmanagerError("no database in the stream; nothing was restored")
+        result = integrity_check(snapshot)[0]
+        if result != "ok":
+            raise LernmanagerError(f"integrity_check failed ({result}); nothing was restored")
+        restore_database(snapshot, database)
+    finally:
+        os.unlink(snapshot)
+    # The record belongs to the database: a restored pre-migration database must not stay marked
+    # as migrated. No record in the backup means none before the backup.
+    record_path = os.path.join(data_dir, RECORD_NAME)
+    if RECORD_MEMBER in seen:
+        write_replacing(record_path, record.kept)
+    elif os.path.lexists(record_path):
+        os.unlink(record_path)
+    return True

@@ -143,10 +143,9 @@ from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime imp
     RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations, run_migrations)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
-    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, Kept, copy_members, export, integrity_check)
+    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, Kept, copy_members, export, import_stream, integrity_check)
 
 FREE_MARGIN = 100 << 20
-FILE_MODE = 0o640  # the service's own files; its UMask would give the same
 
 
 # --- shared by both sides ---------------------------------------------------------------------------
@@ -173,61 +172,6 @@ def require_free_space(database, *directories):
 
 
 # --- as the service user (ServiceUser.run) ----------------------------------------------------------
-
-def write_replacing(path, data):
-    """Write a file beside path and rename it over path: never half-written."""
-    handle, temp = tempfile.mkstemp(prefix=".import-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-
-
-def restore_database(snapshot, database):
-    """Write snapshot into database with the backup API (a WAL database stays one)."""
-    source = sqlite3.connect(f"file:{snapshot}?mode=ro&immutable=1", uri=True)
-    target = sqlite3.connect(database)
-    try:
-        mode = target.execute("PRAGMA journal_mode").fetchone()[0]
-        # Pages of another size cannot be written into a WAL database: leave WAL for the copy.
-        target.execute("PRAGMA journal_mode=DELETE")
-        source.backup(target)
-        if mode.lower() == "wal":
-            target.execute("PRAGMA journal_mode=WAL")
-    finally:
-        target.close()
-        source.close()
-    os.chmod(database, FILE_MODE)
-
-
-def import_stream(database, stdin, **_):
-    """Put a tar of export's members back: database first, then its record."""
-    data_dir = os.path.dirname(database)
-    record = Kept()
-    handle, snapshot = tempfile.mkstemp(prefix=".import-", suffix=".db", dir=data_dir)
-    try:
-        seen = copy_members(stdin, {DATABASE_MEMBER: lambda: os.fdopen(handle, "wb"), RECORD_MEMBER: lambda: record})
-        if DATABASE_MEMBER not in seen:
-            raise LernmanagerError("no database in the stream; nothing was restored")
-        result = integrity_check(snapshot)[0]
-        if result != "ok":
-            raise LernmanagerError(f"integrity_check failed ({result}); nothing was restored")
-        restore_database(snapshot, database)
-    finally:
-        os.unlink(snapshot)
-    # The record belongs to the database: a restored pre-migration database must not stay marked
-    # as migrated. No record in the backup means none before the backup.
-    record_path = os.path.join(data_dir, RECORD_NAME)
-    if RECORD_MEMBER in seen:
-        write_replacing(record_path, record.kept)
-    elif os.path.lexists(record_path):
-        os.unlink(record_path)
-    return True
-
 
 def list_pending(release, **_):
     return pending_migrations(release)

@@ -4,8 +4,10 @@
 runs `run`). The role installs this file as /usr/local/sbin/lernmanager-backup, with its shebang.
 
   run        the backup set (module_utils/backup_set.py) into the restic repository as one stream,
-             then the retention policy; once a week also prune and a check that reads a subset
+             then the retention policy; once a week also prune and a check that reads a subset;
+             it waits while a run of the playbooks holds the host lock (--lock-held: the caller is one)
   init       create the repository unless it exists; fail clearly when the password does not open it
+  check-password -  fail unless the password on stdin opens the repository (or there is none yet)
   latest     the newest snapshot of this host as JSON (for playbooks/backup.yml)
   on-failure after a failed run (the unit's ExecStopPost=): lernmanager_backup_on_failure
   restic ... restic itself on the repository, e.g. `lernmanager-backup restic snapshots`
@@ -16,11 +18,9 @@ own module_utils beside this script, so the scheduled backup and the modules sha
 acting as the service user and one backup set.
 """
 
-import datetime
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,7 +29,7 @@ import types
 
 CONFIG = os.environ.get("LERNMANAGER_BACKUP_CONFIG", "/etc/lernmanager/backup/config.json")
 PACKAGE = "ansible_collections.lernmanager.deploy.plugins.module_utils"
-BUNDLED = ("service_user", "app_runtime", "snapshot", "backup_set")  # each after what it imports
+BUNDLED = ("service_user", "restic", "app_runtime", "snapshot", "backup_set")  # each after what it imports
 
 
 def load_module_utils(sources):
@@ -51,42 +51,15 @@ if __name__ == "__main__":
     load_module_utils(globals()["MODULE_UTILS"])
 
 # pylint: disable=wrong-import-position
+from ansible_collections.lernmanager.deploy.plugins.module_utils import restic  # noqa: E402
 from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import (  # noqa: E402
     SET_NAME, read_root_file, write_set)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import (  # noqa: E402
     LernmanagerError, ServiceUser)
 
-TAG = "lernmanager"
-
 
 def log(message):
     print(message, flush=True)
-
-
-def sftp_options(repository, ssh_config):
-    """restic's sftp.command for sftp:user@host:/path or sftp://user@host:port//path, with the
-    role's ssh_config (key, known hosts, batch mode): restic's own command has no -F."""
-    if repository.startswith("sftp://"):
-        authority, port = repository[len("sftp://"):].split("/", 1)[0], None
-        user, host = authority.rpartition("@")[::2]
-        if host.startswith("["):
-            host, tail = host[1:].partition("]")[::2]
-            port = tail[1:] or None
-        elif ":" in host:
-            host, port = host.split(":", 1)
-    else:
-        user, host = repository[len("sftp:"):].split(":", 1)[0].rpartition("@")[::2]
-        port = None
-    command = ["ssh", "-F", ssh_config, *(["-p", port] if port else []), *(["-l", user] if user else []),
-               host, "-s", "sftp"]
-    return ["-o", "sftp.command=" + " ".join(command)]
-
-
-def restic(config, *args):
-    """restic on the repository of the environment (RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE)."""
-    repository = os.environ.get("RESTIC_REPOSITORY", "")
-    options = sftp_options(repository, config["ssh_config"]) if repository.startswith("sftp:") else []
-    return ["restic", *options, *args]
 
 
 def wait_for_deploy(config):
@@ -108,8 +81,8 @@ def backup(config):
     user = ServiceUser(config["user"])
     live = read_root_file(config["live_state"])
     release = json.loads(live).get("release") if live else None
-    args = restic(config, "backup", "--stdin", "--stdin-filename", SET_NAME, "--host", config["host"],
-                  "--tag", TAG, "--json", "--quiet")
+    args = restic.command(config, "backup", "--stdin", "--stdin-filename", SET_NAME, "--host", config["host"],
+                          "--tag", restic.TAG, "--json", "--quiet")
     if release:
         args += ["--tag", f"release={release}"]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # pylint: disable=consider-using-with
@@ -140,9 +113,9 @@ def backup(config):
 
 def keep(config):
     retention = config["retention"]
-    subprocess.run(restic(config, "forget", "--host", config["host"], "--tag", TAG, "--quiet",
-                          "--keep-daily", str(retention["daily"]), "--keep-weekly", str(retention["weekly"]),
-                          "--keep-monthly", str(retention["monthly"])), check=True)
+    subprocess.run(restic.command(config, "forget", "--host", config["host"], "--tag", restic.TAG, "--quiet",
+                                  "--keep-daily", str(retention["daily"]), "--keep-weekly", str(retention["weekly"]),
+                                  "--keep-monthly", str(retention["monthly"])), check=True)
 
 
 def weekly_check(config, state_dir, force=False):
@@ -155,26 +128,15 @@ def weekly_check(config, state_dir, force=False):
         age = None
     if not force and age is not None and age < 7 * 86400 - 3600:
         return False
-    subprocess.run(restic(config, "prune", "--quiet"), check=True)
-    subprocess.run(restic(config, "check", f"--read-data-subset={config.get('check_subset', '5%')}"), check=True)
+    subprocess.run(restic.command(config, "prune", "--quiet"), check=True)
+    subprocess.run(restic.command(config, "check", f"--read-data-subset={config.get('check_subset', '5%')}"), check=True)
     with open(stamp, "w", encoding="utf-8") as handle:
         handle.write(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
     return True
 
 
 def latest(config):
-    out = subprocess.run(restic(config, "snapshots", "--json", "--host", config["host"], "--tag", TAG,
-                                "--latest", "1"), check=True, capture_output=True).stdout
-    snapshots = json.loads(out or b"[]")
-    if not snapshots:
-        return None
-    snapshot = snapshots[-1]
-    # restic writes nanoseconds and the host's offset: Python reads up to microseconds.
-    taken = datetime.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", snapshot["time"]).replace("Z", "+00:00"))
-    release = [tag[len("release="):] for tag in snapshot.get("tags", []) if tag.startswith("release=")]
-    return {"id": snapshot["short_id"], "time": taken.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "age_seconds": int(time.time() - taken.timestamp()), "release": release[0] if release else None,
-            "host": snapshot.get("hostname")}
+    return restic.find_snapshot(config, "latest", host=config["host"])
 
 
 def local_directory():
@@ -203,17 +165,38 @@ def init(config):
     return state
 
 
+def check_password(config, given):
+    """Fail unless the password given (bytes) opens the repository; one for a repository still
+    to be made passes (init makes it), and so does the host's own without a restic call."""
+    try:
+        with open(os.environ["RESTIC_PASSWORD_FILE"], "rb") as handle:
+            if handle.read() == given:
+                return
+    except FileNotFoundError:
+        pass
+    env = {key: value for key, value in os.environ.items() if key != "RESTIC_PASSWORD_FILE"}
+    env["RESTIC_PASSWORD"] = given.decode()
+    probe = subprocess.run(restic.command(config, "cat", "config"), capture_output=True, check=False, env=env)
+    error = probe.stderr.decode(errors="replace")
+    if probe.returncode == 0 or "does not exist" in error or "unable to open config file" in error:
+        return
+    if "wrong password" in error or "no key found" in error:
+        raise LernmanagerError(f"the password does not open the repository {os.environ['RESTIC_REPOSITORY']}: "
+                               "set lernmanager_backup_password to its password (the host keeps the one it has)")
+    raise LernmanagerError(f"cannot open the repository {os.environ['RESTIC_REPOSITORY']}: {error.strip()[-1000:]}")
+
+
 def open_or_create(config):
     if local_directory():
         os.makedirs(local_directory(), mode=0o700, exist_ok=True)
-    probe = subprocess.run(restic(config, "cat", "config"), capture_output=True, check=False)
+    probe = subprocess.run(restic.command(config, "cat", "config"), capture_output=True, check=False)
     if probe.returncode == 0:
         return "exists"
     error = probe.stderr.decode(errors="replace")
     if "wrong password" in error or "no key found" in error:
         raise LernmanagerError("the repository exists, and the backup password does not open it: "
                                "set lernmanager_backup_password to the repository's password")
-    created = subprocess.run(restic(config, "init"), capture_output=True, check=False)
+    created = subprocess.run(restic.command(config, "init"), capture_output=True, check=False)
     if created.returncode != 0:
         raise LernmanagerError("cannot open or create the repository: "
                                + (created.stderr or probe.stderr).decode(errors="replace").strip())
@@ -230,21 +213,24 @@ def on_failure(config):
 
 
 def main(argv):
-    with open(CONFIG, encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = restic.load_settings(CONFIG)
     os.environ.update(config["environment"])
     command = argv[1] if len(argv) > 1 else "run"
     try:
         if command == "restic":
-            return subprocess.run(restic(config, *argv[2:]), check=False).returncode
+            return subprocess.run(restic.command(config, *argv[2:]), check=False).returncode
         if command == "on-failure":
             return on_failure(config)
+        if command == "check-password" and argv[2:] == ["-"]:
+            check_password(config, sys.stdin.buffer.read())
+            return 0
         if command == "init":
             log(init(config))
         elif command == "latest":
             print(json.dumps(latest(config)))
         elif command in ("run", "run-and-check"):
-            wait_for_deploy(config)
+            if "--lock-held" not in argv:  # restore.yml holds it, and backs up before it overwrites
+                wait_for_deploy(config)
             started = time.monotonic()
             summary = backup(config)
             keep(config)
