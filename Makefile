@@ -13,8 +13,8 @@ PYTHON ?= python3
 # config.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): sources and
 # zero_downtime (its kill-point tests) are the longest.
-LANE_CORE0 ?= sources tls adopt recovery
-LANE_CORE1 ?= zero_downtime failed_release upgrade
+LANE_CORE0 ?= sources tls recovery
+LANE_CORE1 ?= zero_downtime failed_release upgrade adopt
 SCENARIOS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)

@@ -30,7 +30,7 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from benchlib import containers, load, report, stacks  # noqa: E402
+from benchlib import backups, containers, load, report, stacks  # noqa: E402
 from benchlib.containers import VPS, exec_sh, run  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -53,6 +53,8 @@ def parse_args():
                         help="login storm: class sizes logging in at once (default 30,60,120)")
     parser.add_argument("--storm-only", action="store_true",
                         help="only the login storm on every stack (a few minutes)")
+    parser.add_argument("--backups", action="store_true",
+                        help="only backup and restore times and repository growth on (c) (about 10 minutes)")
     args = parser.parse_args()
     quick = args.quick
     args.duration = args.duration or (3 if quick else 10)
@@ -74,7 +76,8 @@ class Bench:
         self.image = os.environ.get("LERNMANAGER_IMAGE_DEBIAN12", "lernmanager-testbed/debian:12-v2")
         self.cache = os.environ.get("LERNMANAGER_TESTBED_CACHE", str(REPO / ".cache" / "bench-testbed"))
         self.results = {"meta": {}, "stacks": {}, "deploy": {}, "sweep": [], "recycling": [],
-                        "storm": {}, "errors": []}
+                        "storm": {}, "backups": [], "errors": []}
+        self.bench_files = BENCH / "files"
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -163,6 +166,7 @@ class Bench:
             "recycle_rounds": self.args.recycle_rounds,
             "quick": self.args.quick,
             "storm_only": self.args.storm_only,
+            "backups_only": self.args.backups,
         }
         self.work.mkdir(parents=True, exist_ok=True)
         src = self.work / "src"
@@ -271,6 +275,12 @@ class Bench:
         self.results["deploy"]["code_only"] = self.ansible.deploy(
             "code-only-v2", {"lernmanager_source_path": self.work / "app-v2"})
 
+    def backups(self):
+        deploy = self.results["deploy"]
+        self.log("(c) fresh converge of playbooks/deploy.yml, then backups and restores")
+        deploy["fresh"] = self.ansible.deploy("fresh")
+        backups.measure(self)
+
     def upstream_stacks(self):
         self.log("(a) stopping the role's service; installing upstream's waitress stack")
         stacks.stop_role_stack()
@@ -294,13 +304,16 @@ class Bench:
 
     def write_outputs(self):
         OUT.mkdir(parents=True, exist_ok=True)
-        self.results["targets"] = self.section("targets", report.targets, self.results) or []
+        stacks_measured = not self.args.backups
+        if stacks_measured:
+            self.results["targets"] = self.section("targets", report.targets, self.results) or []
         # The raw numbers first: a bug in the rendering must not lose a 20-minute run.
         json_path = OUT / f"results-{self.timestamp}.json"
         json_path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
         text = report.markdown(self.results)
         chart_path = OUT / f"chart-{self.timestamp}.png"
-        self.section("chart", report.chart, self.results, chart_path)
+        if stacks_measured:
+            self.section("chart", report.chart, self.results, chart_path)
         results_md = BENCH / "RESULTS.md"
         if not results_md.exists():
             results_md.write_text("# Benchmark results\n\nAppended by `make bench` (bench/run.py), "
@@ -313,13 +326,16 @@ class Bench:
     def main(self):
         try:
             self.setup()
-            self.role_stack()
-            if not self.args.storm_only:
-                self.section("(c) cold start", self.cold_start)
-                self.section("(c) sizing sweep", self.sweep)
-                self.section("(c) recycling", self.recycling)
-                self.section("(c) code-only release", self.code_release)
-            self.section("(a)/(b) upstream stacks", self.upstream_stacks)
+            if self.args.backups:
+                self.backups()
+            else:
+                self.role_stack()
+                if not self.args.storm_only:
+                    self.section("(c) cold start", self.cold_start)
+                    self.section("(c) sizing sweep", self.sweep)
+                    self.section("(c) recycling", self.recycling)
+                    self.section("(c) code-only release", self.code_release)
+                self.section("(a)/(b) upstream stacks", self.upstream_stacks)
         except BaseException as exc:
             # A fatal failure (no VPS, the fresh converge failed, Ctrl-C): still write what was
             # measured, so a long run is never lost.

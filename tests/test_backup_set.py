@@ -143,6 +143,29 @@ def test_unchanged_files_give_the_same_bytes(host):
     assert first == second
 
 
+def test_a_new_upload_goes_at_the_end_whatever_its_name(host):
+    """A day's new files come after every older one, in any directory: the stream up to them is
+    byte for byte what it was, so restic stores only the new end (measured: bench --backups)."""
+    top, _ = host
+    uploads = top / "instance" / "uploads"
+    for index, path in enumerate(sorted(p for p in uploads.rglob("*") if p.is_file() and not p.is_symlink())):
+        os.utime(path, (1_700_000_000 + index, 1_700_000_000 + index))
+    old = write(top)[1]
+    new_file = uploads / "class-7a" / "aaa-first-by-name.jpg"
+    new_file.write_bytes(b"\xff\xd8 new work")
+    os.chown(new_file, pwd_uid(USER), -1)
+    new = write(top)[1]
+    found = [(name, member) for name, (member, _) in members(new).items() if name.startswith("instance/uploads")]
+    files = [name for name, member in found if member.isfile()]
+    assert files == ["instance/uploads/class-7a/drawing.png", "instance/uploads/notes.txt",
+                     "instance/uploads/class-7a/aaa-first-by-name.jpg"], "oldest first, the new one last"
+    assert all(member.isdir() for _, member in found[:-len(files)]), "the directories come first"
+    with tarfile.open(fileobj=io.BytesIO(old)) as tar:
+        last = [m for m in tar.getmembers() if m.name.startswith("instance/uploads/")][-1]
+    end = last.offset_data + -(-last.size // 512) * 512
+    assert new[:end] == old[:end], "everything before the new upload is unchanged, directory entries too"
+
+
 def test_a_missing_database_fails_the_set(host):
     top, _ = host
     with pytest.raises(Exception, match="no database"):

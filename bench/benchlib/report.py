@@ -109,6 +109,10 @@ def markdown(results):
         f"with {meta.get('source', {}).get('uncommitted_files', '?')} uncommitted file(s) outside bench/; "
         f"gunicorn as sized by the role's defaults: {results.get('defaults', {})}",
         "",
+    ]
+    if meta.get("backups_only"):
+        return "\n".join(lines + backups_markdown(results) + not_measured(results))
+    lines += [
         "### Throughput and latency",
         "",
         "| workload | stack | req/s | p50 ms | p99 ms | body bytes | encoding | % of raw | failed | host load 1 min |",
@@ -240,11 +244,47 @@ def markdown(results):
     for t in results.get("targets", []):
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['target']} | {t['measured']} | {t['goal']} | {met} |")
+    return "\n".join(lines + not_measured(results))
+
+
+def not_measured(results):
+    lines = []
     if results.get("errors"):
         lines += ["", "### Not measured in this run", ""]
         lines += [f"- {e}" for e in results["errors"]]
-    lines.append("")
-    return "\n".join(lines)
+    return lines + [""]
+
+
+def _mib(value):
+    return "n/a" if value is None else f"{value / 2**20:,.1f}"
+
+
+def backups_markdown(results):
+    """`--backups`: the three data sets of benchlib/backups.py, one row each."""
+    fresh = results.get("deploy", {}).get("fresh", {})
+    lines = [f"(c) fresh converge: {_fmt(fresh.get('seconds'))} s. Backups into the default local "
+             "repository, started as the timer starts them; restores by playbooks/restore.yml "
+             "with overwrite onto the same host.", "",
+             "### Backup and restore", "",
+             "| data | database MiB | uploads MiB | backup s | restic added MiB | repository growth MiB | "
+             "again, unchanged: s / growth MiB | restic dump s | restore.yml s | of which: safety backup / "
+             "put back / deploy s | all back |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|"]
+    for row in results.get("backups", []):
+        data, first, again = row.get("data", {}), row.get("backup", {}), row.get("unchanged", {})
+        restore, dump = row.get("restore") or {}, row.get("dump") or {}
+        parts = (" / ".join(_fmt(restore.get(key)) for key in ("safety_backup_s", "put_back_s", "deploy_after_s"))
+                 if restore else "")
+        equal = row.get("restored_equal")
+        back = "" if equal is None else ("yes" if all(equal.values()) else f"**no** {equal}")
+        checked = " (with the weekly check)" if first.get("checked") else ""
+        lines.append(
+            f"| {row['set']} | {_mib(data.get('db_bytes'))} | {_mib(data.get('upload_bytes'))} | "
+            f"{_fmt(first.get('seconds'))}{checked} | {_mib(first.get('added'))} | {_mib(first.get('growth'))} | "
+            f"{_fmt(again.get('seconds'))} / {_mib(again.get('growth'))} | {_fmt(dump.get('seconds'))} | "
+            f"{_fmt(restore.get('seconds'))} | {parts} | {back} |")
+    made = [f"- {row['set']}: {row.get('made')}" for row in results.get("backups", [])]
+    return lines + ["", "What each set made (backup_data.py):", ""] + made
 
 
 def chart(results, path):

@@ -40,9 +40,10 @@ class Ansible:
             "    lernmanager_server_name: lernmanager.test\n")
         self.count = 0
 
-    def playbook(self, playbook, name, extra_vars=None):
+    def playbook(self, playbook, name, extra_vars=None, env=None):
         """Run a playbook; return wall time and the recap's changed count. The full output goes
-        to a log file (it is long), the tail into the exception when it fails."""
+        to a log file (it is long), the tail into the exception when it fails. ENV is added to
+        ansible-playbook's environment (e.g. a callback)."""
         argv = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
                 str(self.src / playbook)]
         for key, value in (extra_vars or {}).items():
@@ -52,7 +53,7 @@ class Ansible:
         start = time.monotonic()
         # The snapshot's ansible.cfg: it finds the snapshot's role and collection link.
         result = run(argv, check=False, timeout=1800, cwd=self.src,
-                     env={**os.environ, "ANSIBLE_CONFIG": str(self.src / "ansible.cfg")})
+                     env={**os.environ, "ANSIBLE_CONFIG": str(self.src / "ansible.cfg"), **(env or {})})
         seconds = time.monotonic() - start
         log.write_text(result.stdout + result.stderr)
         if result.returncode != 0:

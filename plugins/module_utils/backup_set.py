@@ -13,6 +13,10 @@ snapshot names is in the set):
   live.json                 which release served, and which one before it
   instance/uploads/...      pupils' and teachers' files
   instance/reports/...      the generated PDF reports
+In each instance part, its directories come first, then its files oldest first (by their whole
+seconds, then name): files are written once, so a day's new ones come at the end of the stream,
+and restic's chunks of all the older ones stay as they were. In name order, each new upload among
+a thousand older ones made restic store the one or two chunks around it (about 1 MiB each) again.
 
 Root never opens a name in the service's directories: the service user streams the snapshot
 and the instance files (ServiceUser.run), and root passes on only what it checked: directories
@@ -49,25 +53,35 @@ CHUNK = 1 << 20
 # --- as the service user ------------------------------------------------------------------------
 
 def export_instance(instance_dir, parts, stdout, **_):
-    """The instance's parts as tar on stdout: directories and regular files, in name order (the
-    same bytes for the same files, so restic stores an unchanged set as nothing new). Returns how
-    many links and special files were left out."""
+    """The instance's parts as tar on stdout: in each part its directories in name order, then its
+    regular files oldest first (see the module's docstring). The same files give the same bytes,
+    so restic stores an unchanged set as nothing new. Returns how many links and special files
+    were left out."""
     skipped = 0
     with tarfile.open(fileobj=stdout, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for part in parts:
             top = os.path.join(instance_dir, part)
             if not os.path.isdir(top) or os.path.islink(top):
                 continue
-            for path, dirs, files in os.walk(top):  # never into a linked directory
+            files = []
+            for path, dirs, names in os.walk(top):  # never into a linked directory
                 dirs.sort()
                 skipped += sum(1 for name in dirs if os.path.islink(os.path.join(path, name)))
                 dirs[:] = [name for name in dirs if not os.path.islink(os.path.join(path, name))]
                 name = os.path.relpath(path, instance_dir)
                 info = tarfile.TarInfo(name)
-                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o750, int(os.lstat(path).st_mtime)
+                # No time: a restore does not set directories' times, and a new file would change
+                # its directory's entry near the start of the part.
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o750, 0
                 tar.addfile(info)
-                for file_name in sorted(files):
-                    skipped += not _add_regular(tar, os.path.join(path, file_name), f"{name}/{file_name}")
+                for file_name in names:
+                    try:
+                        mtime = int(os.lstat(os.path.join(path, file_name)).st_mtime)
+                    except FileNotFoundError:
+                        continue  # gone since the listing
+                    files.append((mtime, f"{name}/{file_name}"))
+            for _mtime, name in sorted(files):
+                skipped += not _add_regular(tar, os.path.join(instance_dir, name), name)
     return skipped
 
 

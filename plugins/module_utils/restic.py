@@ -16,6 +16,7 @@ import time
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 TAG = "lernmanager"
+TAG_BEFORE_RESTORE = "lernmanager-before-restore"  # restore.yml's set of the data it overwrites
 SETTINGS = "/etc/lernmanager/backup/config.json"
 
 
@@ -82,8 +83,11 @@ def describe(snapshot):
 
 
 def find_snapshot(settings, which="latest", host=None):
-    """The snapshot `which` (latest, or an id) of the set, of host when given; None if there is none."""
+    """The snapshot `which` (latest, or an id) of the set, of host when given; None if there is none.
+    `latest` is the newest regular set; an id may also name a set taken before a restore."""
     args = ["snapshots", "--json", "--tag", TAG]
+    if which != "latest":
+        args += ["--tag", TAG_BEFORE_RESTORE]  # two --tag options: either tag matches
     if host:
         args += ["--host", host]
     args += ["--latest", "1"] if which == "latest" else [which]

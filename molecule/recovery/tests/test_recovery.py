@@ -130,3 +130,24 @@ def test_a_wrong_password_fails_clearly_and_changes_nothing(lost_and_restored):
     assert b.check_output("sha256sum /etc/lernmanager/backup/password") == password
     assert db_state(b) == state
     assert json.loads(b.check_output("lernmanager-backup latest")) is None, "no set of b was backed up"
+
+
+def test_an_overwrite_restores_the_chosen_set_and_keeps_what_it_replaced(lost_and_restored):
+    """-e lernmanager_restore_overwrite=true on a host with data: that data goes into a set of its
+    own first (a tag that retention and `latest` leave alone, and no forget that could drop the
+    chosen set, here one of the same day), then the chosen set is what the host has."""
+    _, b, _, _, _ = lost_and_restored
+    assert b.run("systemctl start lernmanager-backup.service").rc == 0
+    chosen, state = json.loads(b.check_output("lernmanager-backup latest")), db_state(b)
+    b.check_output(f"runuser -u lernmanager -- sqlite3 {DATABASE} \"INSERT INTO classes (name) VALUES ('later')\"")
+    b.check_output(f"runuser -u lernmanager -- sh -c 'echo later > {ROOT}/shared/instance/uploads/later.txt'")
+    run = playbook(RESTORE, role_vars(lernmanager_restore_overwrite=True), limit=B)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert f"Restored snapshot {chosen['id']}" in run.stdout
+    assert db_state(b) == state
+    assert not b.file(f"{ROOT}/shared/instance/uploads/later.txt").exists
+    replaced = json.loads(b.check_output("lernmanager-backup restic snapshots --json --tag lernmanager-before-restore"))
+    assert [snapshot["hostname"] for snapshot in replaced] == [B]
+    assert "instance/uploads/later.txt" in b.check_output(
+        f"lernmanager-backup restic dump {replaced[0]['id']} /lernmanager.tar | tar -t")
+    assert json.loads(b.check_output("lernmanager-backup latest"))["id"] == chosen["id"], "latest is a regular set"

@@ -5,7 +5,8 @@ runs `run`). The role installs this file as /usr/local/sbin/lernmanager-backup, 
 
   run        the backup set (module_utils/backup_set.py) into the restic repository as one stream,
              then the retention policy; once a week also prune and a check that reads a subset;
-             it waits while a run of the playbooks holds the host lock (--lock-held: the caller is one)
+             it waits while a run of the playbooks holds the host lock (--lock-held: the caller is one);
+             --before-restore (restore.yml): tagged lernmanager-before-restore, no retention, no check
   init       create the repository unless it exists; fail clearly when the password does not open it
   check-password -  fail unless the password on stdin opens the repository (or there is none yet)
   latest     the newest snapshot of this host as JSON (for playbooks/backup.yml)
@@ -77,12 +78,12 @@ def wait_for_deploy(config):
         time.sleep(5)
 
 
-def backup(config):
+def backup(config, tag=restic.TAG):
     user = ServiceUser(config["user"])
     live = read_root_file(config["live_state"])
     release = json.loads(live).get("release") if live else None
     args = restic.command(config, "backup", "--stdin", "--stdin-filename", SET_NAME, "--host", config["host"],
-                          "--tag", restic.TAG, "--json", "--quiet")
+                          "--tag", tag, "--json", "--quiet")
     if release:
         args += ["--tag", f"release={release}"]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # pylint: disable=consider-using-with
@@ -112,8 +113,11 @@ def backup(config):
 
 
 def keep(config):
+    """Retention of the regular sets. Every set of the last day is kept as well: a backup taken by
+    hand in the day must not make the night's set of that day go (--keep-daily keeps one a day)."""
     retention = config["retention"]
     subprocess.run(restic.command(config, "forget", "--host", config["host"], "--tag", restic.TAG, "--quiet",
+                                  "--keep-within", "1d",
                                   "--keep-daily", str(retention["daily"]), "--keep-weekly", str(retention["weekly"]),
                                   "--keep-monthly", str(retention["monthly"])), check=True)
 
@@ -232,10 +236,17 @@ def main(argv):
             if "--lock-held" not in argv:  # restore.yml holds it, and backs up before it overwrites
                 wait_for_deploy(config)
             started = time.monotonic()
-            summary = backup(config)
-            keep(config)
-            summary["checked"] = weekly_check(config, os.environ.get("STATE_DIRECTORY", "/var/lib/lernmanager-backup"),
-                                              force=command == "run-and-check")
+            if "--before-restore" in argv:
+                # restore.yml's set of the data it is about to overwrite: a tag of its own, so that
+                # neither retention nor `latest` ever picks it, and no forget: that could drop the
+                # set being restored (one of the same day, say) between finding it and reading it.
+                summary = backup(config, tag=restic.TAG_BEFORE_RESTORE)
+                summary["checked"] = False
+            else:
+                summary = backup(config)
+                keep(config)
+                summary["checked"] = weekly_check(config, os.environ.get("STATE_DIRECTORY", "/var/lib/lernmanager-backup"),
+                                                  force=command == "run-and-check")
             summary["seconds"] = round(time.monotonic() - started, 1)
             log(json.dumps(summary, sort_keys=True))
             if summary["skipped"]:
