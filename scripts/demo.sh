@@ -53,6 +53,9 @@ lernmanager:
     lernmanager_server_name: localhost
     lernmanager_env:
       SCHOOL_NAME: Demo-Schule
+      SCHOOL_ADDRESS: Demoweg 1, 12345 Demostadt
+      SCHOOL_EMAIL: sekretariat@demo-schule.example
+      PRIVACY_AUTHORITY: Landesbeauftragte für den Datenschutz
 INVENTORY
 
 # Test-bed only: wait for systemd and trust this machine's TLS interception CA for pip.

@@ -60,7 +60,12 @@ def render_template(name, **variables):
     sys.path.insert(0, str(REPO / "collections"))  # the collection's filters: lernmanager.deploy.*
     try:
         from ansible.parsing.dataloader import DataLoader
+        from ansible.plugins.loader import init_plugin_loader
         from ansible.template import Templar, trust_as_template
+        # Once per process: lookups (ansible.builtin.template) then resolve as in a play.
+        from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+        if not any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
+            init_plugin_loader()
     finally:
         sys.path.remove(str(REPO / "collections"))
     loader = DataLoader()
@@ -71,7 +76,8 @@ def render_template(name, **variables):
     source = (ROLE / "templates" / name).read_text(encoding="utf-8")
     # As the template action renders a file: no backslash escaping (that is for YAML strings),
     # its default trim_blocks.
-    return Templar(loader=loader, variables=context).template(
+    templar = Templar(loader=loader, variables=context).copy_with_new_env(searchpath=[str(ROLE / "templates")])
+    return templar.template(
         trust_as_template(source), escape_backslashes=False, overrides={"trim_blocks": True})
 
 

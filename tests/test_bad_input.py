@@ -103,6 +103,44 @@ BAD_INPUTS = [
     ("env-value-newline", {"lernmanager_env": {"SCHOOL_NAME": "Schule\nSECRET_KEY=x"}}, "lernmanager_env"),
     ("env-value-nul", {"lernmanager_env": {"SCHOOL_NAME": "Schule\u0000"}}, "lernmanager_env"),
     ("env-key-starts-with-digit", {"lernmanager_env": {"1SCHOOL": "x"}}, "lernmanager_env"),
+    # Issue 11: the app as it runs today.
+    ("llm-key-without-base-url", {"lernmanager_env": {"LLM_API_KEY": "sk-x"}}, "LLM_BASE_URL"),
+    ("grading-url-not-http", {"lernmanager_grading_service_url": "ftp://grading"}, "lernmanager_grading_service_url"),
+    ("grading-url-with-semicolon", {"lernmanager_grading_service_url": "http://g;return 200", **{
+        "lernmanager_grading_service_token": "t" * 20, "lernmanager_grading_callback_secret": "s" * 20}},
+     "lernmanager_grading_service_url"),
+    ("grading-without-token", {"lernmanager_grading_service_url": "http://127.0.0.1:8099",
+                               "lernmanager_grading_callback_secret": "s" * 20}, "lernmanager_grading_service_token"),
+    ("grading-token-with-quote", {"lernmanager_grading_service_url": "http://127.0.0.1:8099",
+                                  "lernmanager_grading_service_token": 'abc"; return 200; "' + "x" * 16,
+                                  "lernmanager_grading_callback_secret": "s" * 20}, "lernmanager_grading_service_token"),
+    ("grading-without-callback-secret", {"lernmanager_grading_service_url": "http://127.0.0.1:8099",
+                                         "lernmanager_grading_service_token": "t" * 20}, "lernmanager_grading_callback_secret"),
+    ("grading-body-size-words", {"lernmanager_grading_max_body_size": "lots"}, "lernmanager_grading_max_body_size"),
+    ("trusted-proxy-hostname", {"lernmanager_trusted_proxies": ["proxy.schule.example"]}, "lernmanager_trusted_proxies"),
+    ("trusted-proxy-everyone", {"lernmanager_trusted_proxies": ["0.0.0.0/0"]}, "lernmanager_trusted_proxies"),
+    ("trusted-proxy-not-a-list", {"lernmanager_trusted_proxies": {"a": 1}}, "lernmanager_trusted_proxies"),
+    ("real-ip-header-unknown", {"lernmanager_real_ip_header": "X-Client"}, "lernmanager_real_ip_header"),
+    ("force-https-sometimes", {"lernmanager_force_https": "sometimes"}, "lernmanager_force_https"),
+    ("strict-settings-not-bool", {"lernmanager_strict_settings": "very"}, "lernmanager_strict_settings"),
+    ("location-without-config", {"lernmanager_nginx_locations": [{"path": "/x/"}]}, "lernmanager_nginx_locations"),
+    ("location-path-with-brace", {"lernmanager_nginx_locations": [{"path": "/x/ { }", "config": "return 204;"}]},
+     "lernmanager_nginx_locations"),
+    ("location-config-leaves-its-block", {"lernmanager_nginx_locations": [
+        {"path": "/x/", "config": "return 204; } server { listen 8080; location / { return 200;"}]},
+     "lernmanager_nginx_locations"),
+    ("job-name-with-slash", {"lernmanager_jobs": [{"name": "../x", "command": "flask x", "on_calendar": "daily"}]},
+     "lernmanager_jobs"),
+    ("job-names-twice", {"lernmanager_jobs": [{"name": "a", "command": "flask x", "on_calendar": "daily"},
+                                              {"name": "a", "command": "flask y", "on_calendar": "daily"}]}, "lernmanager_jobs"),
+    ("job-relative-path-command", {"lernmanager_jobs": [{"name": "a", "command": "bin/x", "on_calendar": "daily"}]},
+     "lernmanager_jobs"),
+    ("job-without-schedule", {"lernmanager_jobs": [{"name": "a", "command": "flask x"}]}, "on_calendar"),
+    ("job-enabled-not-bool", {"lernmanager_jobs": [{"name": "a", "command": "flask x", "on_calendar": "daily",
+                                                    "enabled": "often"}]}, "enabled"),
+    ("mount-relative", {"lernmanager_requires_mounts": ["opt/lernmanager"]}, "lernmanager_requires_mounts"),
+    ("locations-template-missing", {"lernmanager_nginx_locations_template": "/nonexistent/more.conf.j2"},
+     "lernmanager_nginx_locations_template"),
 ]
 
 
@@ -119,6 +157,21 @@ def test_good_input_passes(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_new_setting_at_a_good_value_passes(tmp_path):
+    result = run_validation(tmp_path, {
+        "lernmanager_grading_service_url": "https://grading.schule.example/api/", "lernmanager_grading_service_token": "A" * 32,
+        "lernmanager_grading_callback_secret": "s3cr3t-" * 4, "lernmanager_grading_max_body_size": "1g",
+        "lernmanager_trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"], "lernmanager_force_https": "true",
+        "lernmanager_env": {"LLM_API_KEY": "sk-x", "LLM_BASE_URL": "https://api.example/v1"},
+        "lernmanager_jobs": [{"name": "nightly-export", "command": "/usr/local/bin/export --all", "on_calendar": "daily"},
+                             {"name": "weekly-reports", "command": "python generate_weekly_reports.py", "on_calendar": "Mon 00:01",
+                              "enabled": False}],
+        "lernmanager_requires_mounts": ["/opt/lernmanager"],
+        "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
+                                        {"path": "~* \\.php$", "config": "return 404;"}]})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("variables,word", [(v, w) for _, v, w in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
 def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
     result = run_validation(tmp_path, variables)
@@ -126,9 +179,10 @@ def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
     assert word in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["lernmanager_secret_key", "lernmanager_admin_password"])
+@pytest.mark.parametrize("name", ["lernmanager_secret_key", "lernmanager_admin_password", "lernmanager_grading_service_token",
+                                  "lernmanager_grading_callback_secret"])
 def test_secret_is_not_shown_when_refused(tmp_path, name):
-    result = run_validation(tmp_path, {name: "hunter2-x"})
+    result = run_validation(tmp_path, {name: "hunter2-x", "lernmanager_grading_service_url": "http://127.0.0.1:8099"})
     assert result.returncode != 0
     assert "hunter2-x" not in result.stdout + result.stderr
 

@@ -281,6 +281,53 @@ def test_slow_route_waits_about_200_ms(tmp_path):
     assert 0.19 <= seconds < 2
 
 
+def test_privacy_page_shows_the_real_apps_placeholders_until_the_school_is_named(tmp_path):
+    app_dir = build("v1", tmp_path / "v1")
+    status, html = app_json(app_dir, PAGES)["privacy"]
+    assert status == 200
+    for placeholder in ("[Schulname]", "[Adresse]", "[E-Mail-Adresse]", "[Landesbeauftragter für Datenschutz]"):
+        assert placeholder in html
+
+
+def test_auth_check_answers_204_for_an_admin_session_and_401_otherwise(tmp_path):
+    app_dir = build("v1", tmp_path / "v1")
+    result = app_json(app_dir, """
+        import json
+        import app
+        app.init_app()
+        app.app.config["WTF_CSRF_ENABLED"] = False
+        client = app.app.test_client()
+        anonymous = client.get("/internal/auth-check")
+        client.post("/login", data={"username": "admin", "password": "admin"})
+        admin = client.get("/internal/auth-check")
+        print(json.dumps([anonymous.status_code, anonymous.data.decode(), admin.status_code, admin.data.decode()]))
+    """)
+    assert result == [401, "", 204, ""]
+
+
+# --- the scheduled jobs' entry points (the role's lernmanager_jobs defaults) ---------------------
+
+def test_flask_auto_attendance_runs_and_records_its_run(tmp_path):
+    app_dir = build("v1", tmp_path / "v1")
+    flask = pathlib.Path(sys.executable).parent / "flask"
+    result = subprocess.run([str(flask), "auto-attendance"], cwd=app_dir, env=app_env(app_dir, FLASK_APP="app"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "auto-attendance" in result.stdout
+    with sqlite3.connect(app_dir / "data" / "mbi_tracker.db") as db:
+        assert db.execute("SELECT count(*) FROM analytics_events WHERE event = 'auto_attendance'").fetchone() == (1,)
+
+
+def test_weekly_reports_land_in_instance_reports_beside_the_code(tmp_path):
+    app_dir = build("v1", tmp_path / "v1")
+    app_json(app_dir, "import app, json; app.init_app(); print(json.dumps(None))")
+    result = subprocess.run([sys.executable, "generate_weekly_reports.py"], cwd=app_dir, env=app_env(app_dir),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (report,) = (app_dir / "instance" / "reports").iterdir()
+    assert report.name.startswith("wochenbericht-") and report.read_bytes().startswith(b"%PDF-")
+
+
 # --- migrations --------------------------------------------------------------------------------
 
 def test_v2_migrations_upgrade_a_v1_database_and_are_idempotent(tmp_path):

@@ -177,6 +177,84 @@ def test_hsts_only_for_certificates_browsers_trust():
         assert ("Strict-Transport-Security" in headers) is sent, mode
 
 
+# --- behind a proxy, the grading service, the site's own locations --------------------------------
+def test_no_proxy_is_trusted_unless_listed():
+    assert "real_ip" not in render_site()
+
+
+def test_listed_proxies_name_the_client_from_their_header():
+    text = render_site(lernmanager_trusted_proxies=["10.0.0.0/8", "2001:db8::/32"], lernmanager_real_ip_header="X-Real-IP")
+    app_server = server_blocks(text)[-1]
+    assert "set_real_ip_from 10.0.0.0/8;\nset_real_ip_from 2001:db8::/32;\nreal_ip_header X-Real-IP;\nreal_ip_recursive on;" \
+        in app_server
+    assert text.count("set_real_ip_from 10.0.0.0/8;") == 1 and "server_name _;\n    access_log off;\n    return 444;" in text
+
+
+@pytest.mark.parametrize("tls, force, proto", [
+    ("off", "auto", "$scheme"), ("off", True, "https"), ("selfsigned", "auto", "$scheme"), ("selfsigned", False, "$scheme"),
+])
+def test_the_app_hears_https_when_a_proxy_in_front_terminates_it(tls, force, proto):
+    text = tls_site(tls, lernmanager_force_https=force)
+    blocks = location_blocks(text)
+    assert f"proxy_set_header X-Forwarded-Proto {proto};" in blocks["location / {"]
+
+
+@pytest.mark.parametrize("tls, force, secure", [
+    ("off", "auto", False), ("selfsigned", "auto", True), ("off", True, True), ("off", "true", True),
+    ("selfsigned", False, False), ("acme", "auto", True),
+])
+def test_cookies_are_secure_when_https_is_served_here_or_in_front(tls, force, secure):
+    text = render("lernmanager.env.j2", __lernmanager_secret_key="k" * 32, __lernmanager_settings={},
+                  lernmanager_tls=tls, lernmanager_force_https=force, lernmanager_server_name="school.example.org",
+                  lernmanager_acme_email="it@school.example.org")
+    assert ('FORCE_HTTPS="true"' in text) is secure
+
+
+GRADING = {"lernmanager_grading_service_url": "https://grading.example.org/api/", "lernmanager_grading_service_token": "t" * 24,
+           "lernmanager_grading_callback_secret": "s" * 24}
+
+
+def test_no_grading_location_while_the_service_has_no_url():
+    text = render_site()
+    assert "/grading/" not in text and "auth-check" not in text
+    env = render("lernmanager.env.j2", __lernmanager_secret_key="k" * 32, __lernmanager_settings={})
+    assert "GRADING" not in env
+
+
+def test_grading_uploads_are_streamed_to_the_service_for_admins_only_with_the_token_from_a_root_file():
+    blocks = location_blocks(render_site(**GRADING))
+    check = blocks["location = /internal/auth-check {"]
+    assert "internal;" in check and "proxy_pass http://lernmanager_app;" in check
+    assert "proxy_pass_request_body off;" in check
+    grading = blocks["location /grading/ {"]
+    for line in ("auth_request /internal/auth-check;", "client_max_body_size 512m;", "proxy_request_buffering off;",
+                 "proxy_pass https://grading.example.org/api/;", 'proxy_set_header Cookie "";',
+                 "include /etc/nginx/snippets/lernmanager-grading-token.conf;", "proxy_ssl_verify on;"):
+        assert line in grading, line
+    assert "t" * 24 not in render_site(**GRADING), "the site holds no secret"
+    token = render("grading-token.conf.j2", **GRADING)
+    assert f'proxy_set_header Authorization "Bearer {"t" * 24}";' in token
+
+
+def test_the_app_gets_the_grading_settings_without_a_trailing_slash():
+    env = systemd_environment_file(render("lernmanager.env.j2", __lernmanager_secret_key="k" * 32,
+                                          __lernmanager_settings={}, **GRADING))
+    assert env["GRADING_SERVICE_URL"] == "https://grading.example.org/api"
+    assert env["GRADING_SERVICE_TOKEN"] == "t" * 24 and env["GRADING_SERVICE_CALLBACK_SECRET"] == "s" * 24
+
+
+def test_the_sites_own_locations_come_before_the_app_and_from_a_template(tmp_path):
+    template = tmp_path / "more.conf.j2"
+    template.write_text("location /{{ 'schule' }}/ {\n    alias /srv/schule/;\n}\n")
+    text = render_site(lernmanager_nginx_locations=[{"path": "= /robots.txt", "config": "alias /srv/robots.txt;\nexpires 1d;"}],
+                       lernmanager_nginx_locations_template=str(template))
+    blocks = location_blocks(text)
+    assert blocks["location = /robots.txt {"] == "location = /robots.txt {\nalias /srv/robots.txt;\nexpires 1d;\n}"
+    assert blocks["location /schule/ {"] == "location /schule/ {\nalias /srv/schule/;\n}"
+    names = list(blocks)
+    assert names.index("location = /robots.txt {") < names.index("location /schule/ {") < names.index("location / {")
+
+
 # --- the env file: what systemd reads is what was meant ------------------------------------------
 def systemd_environment_file(text):
     """KEY=VALUE pairs as systemd's EnvironmentFile= parser reads them (src/basic/env-file.c):
@@ -242,3 +320,32 @@ def test_the_apt_hook_recompiles_the_stdlib_without_the_skipped_parts(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     compiled = sorted(str(p.relative_to(prefix / str(stdlib).lstrip("/"))) for p in prefix.rglob("*.pyc"))
     assert [c.split("/")[0] for c in compiled] == ["json", "unittest"], compiled  # not test/ nor idlelib/
+
+
+# --- the scheduled jobs and the data volume ---------------------------------------------------------
+JOB = {"name": "weekly-reports", "command": "python generate_weekly_reports.py", "on_calendar": "Mon *-*-* 00:01:00"}
+UNIT_VARS = {"__lernmanager_venv": "/opt/lernmanager/venvs/abc", "__lernmanager_sizing": {"memory_high_mb": 307, "memory_max_mb": 384}}
+
+
+def test_a_job_runs_like_the_app_in_its_sandbox():
+    service = render("lernmanager.service.j2", **UNIT_VARS)
+    job = render("lernmanager-job.service.j2", job=JOB, __lernmanager_job_exec="/opt/lernmanager/venvs/abc/bin/python x.py 50%",
+                 **UNIT_VARS)
+    sandbox = service[service.index("NoNewPrivileges="):service.index("KeyringMode=private")]
+    assert sandbox in job, "the app's sandbox, word for word"
+    for line in ("User=lernmanager", "WorkingDirectory=/opt/lernmanager/current", "EnvironmentFile=/etc/lernmanager/lernmanager.env",
+                 "Environment=PYTHONPYCACHEPREFIX=/var/cache/lernmanager/pycache", "Type=oneshot", "MemoryMax=384M",
+                 "ExecStart=/opt/lernmanager/venvs/abc/bin/python x.py 50%%"):
+        assert f"\n{line}\n" in job, line
+    timer = render("lernmanager-job.timer.j2", job=JOB)
+    assert "\nOnCalendar=Mon *-*-* 00:01:00\n" in timer and "\nPersistent=false\n" in timer
+
+
+@pytest.mark.parametrize("unit", ["lernmanager.service.j2", "lernmanager.socket.j2", "lernmanager-backup.service.j2",
+                                  "lernmanager-job.service.j2"])
+def test_every_unit_of_the_app_waits_for_its_data_volume(unit):
+    variables = {**UNIT_VARS, "job": JOB, "__lernmanager_job_exec": "/bin/true"}
+    assert "Mount" not in render(unit, **variables)
+    text = render(unit, lernmanager_requires_mounts=["/opt/lernmanager", "/srv/keys"], **variables)
+    assert "\nRequiresMountsFor=/opt/lernmanager /srv/keys\n" in text
+    assert "\nAssertPathIsMountPoint=/opt/lernmanager\nAssertPathIsMountPoint=/srv/keys\n" in text

@@ -3,9 +3,14 @@
 # stand-in app (unpacked from /root/upstream-app.tar.gz): a git checkout *as* /opt/lernmanager,
 # venv/, a root-only .env, data/ and instance/ written by the app, migrations recorded in
 # data/migrations_done.txt, a unit running `venv/bin/python run.py` (waitress on 0.0.0.0:8081)
-# and upstream's historical nginx site. Test fixture only; does nothing on a second run.
+# and upstream's historical nginx site, on a mounted data volume. Test fixture only; does nothing
+# on a second run.
 set -euo pipefail
 APP=/opt/lernmanager
+# Upstream's production keeps the app root on an encrypted volume mounted there; a bind mount
+# stands in for the unlocked LUKS volume (the mount is what the role sees).
+mkdir -p /srv/lernmanager-volume "$APP"
+mountpoint -q "$APP" || mount --bind /srv/lernmanager-volume "$APP"
 if [ -e "$APP/run.py" ] || [ -e "$APP/current" ]; then echo "an install exists: nothing to do"; exit 0; fi
 
 export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +33,9 @@ FLASK_ENV=production
 SCHOOL_NAME="Alte Schule am Fluss"
 SCHOOL_EMAIL=sekretariat@alte-schule.example
 LLM_API_KEY=sk-upstream-test-key
+LLM_BASE_URL=https://llm.schule.example/v1
+GRADING_SERVICE_URL=http://10.9.8.7:8000
+GRADING_SERVICE_TOKEN=upstream-grading-token-4d1e
 ENV
 chmod 600 "$APP/.env"
 install -d -o lernmanager -g lernmanager "$APP/data" "$APP/instance" "$APP/instance/uploads" "$APP/instance/tmp"
@@ -94,4 +102,12 @@ SITE
 ln -sf /etc/nginx/sites-available/lernmanager /etc/nginx/sites-enabled/lernmanager
 rm -f /etc/nginx/sites-enabled/default
 systemctl restart nginx
+
+# Upstream's jobs as its docs set them up, in cron (no cron daemon here: the entries are what counts).
+mkdir -p /etc/cron.d
+cat >/etc/cron.d/lernmanager <<'CRON'
+# Lernmanager jobs
+15 16 * * 1-5 lernmanager cd /opt/lernmanager && venv/bin/flask auto-attendance
+1 0 * * 1 lernmanager cd /opt/lernmanager && venv/bin/python generate_weekly_reports.py
+CRON
 echo "upstream install ready"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lm_testlib import ROOT, env_value, http, put_script, run_client
+from lm_testlib import ROOT, converge, env_value, http, put_script, run_client
 
 NEW_STATE = ("/opt/lernmanager/shared/data", "/opt/lernmanager/shared/instance/uploads",
              "/etc/lernmanager/lernmanager.env")
@@ -41,6 +41,11 @@ def test_upload_made_before_is_served_through_nginx(host):
 
 def test_upstream_settings_are_kept_and_lernmanager_env_wins(host):
     assert env_value(host, "LLM_API_KEY") == "sk-upstream-test-key"  # only upstream's .env sets it
+    assert env_value(host, "LLM_BASE_URL") == "https://llm.schule.example/v1"
+    # The grading service's settings come from the inventory only (its token goes to nginx too): the
+    # scenario sets none, so the old ones are not carried over (the run warns) and /grading/ is off.
+    assert env_value(host, "GRADING_SERVICE_URL") is None and env_value(host, "GRADING_SERVICE_TOKEN") is None
+    assert not host.file("/etc/nginx/snippets/lernmanager-grading-token.conf").exists
     # Both set these (molecule/resources/converge.yml): lernmanager_env wins.
     assert env_value(host, "SCHOOL_NAME") == "Testschule am See"
     assert env_value(host, "SCHOOL_EMAIL") == "sekretariat@testschule.example"
@@ -51,13 +56,16 @@ def test_an_adoption_killed_after_the_move_was_finished_by_the_next_run(host):
     # prepare.yml killed the first run right after the move; Molecule's converge resumed it. The
     # tests above show that it carried the data over: a fresh install would have an empty database.
     killed = json.loads(host.file("/root/adopt-killed.json").content_string)
-    assert killed == {"root": False, "trees": 1, "marker": True}, killed
+    # The root is the volume's mount point: the tree moved into it, not beside it.
+    assert killed == {"mounted": True, "run_py_at_top": False, "trees": 1, "marker": True}, killed
     assert not host.file("/opt/lernmanager.adopting").exists
 
 
-def test_old_tree_is_kept_aside_and_named(host):
-    kept = host.check_output("ls -d /opt/lernmanager.upstream-*").split()
-    assert len(kept) == 1
+def test_old_tree_is_kept_aside_on_the_volume_and_named(host):
+    # Inside the mount point: the school's data never left the (encrypted) volume.
+    kept = host.check_output("ls -d /opt/lernmanager/upstream-*").split()
+    assert len(kept) == 1 and host.check_output("ls -d /opt/lernmanager.upstream-* 2>/dev/null || true") == ""
+    assert host.check_output(f"findmnt --noheadings --output TARGET --target {kept[0]}") == "/opt/lernmanager"
     for name in ("run.py", ".git", "venv", ".env", "data/mbi_tracker.db"):
         assert host.file(f"{kept[0]}/{name}").exists, name
 
@@ -69,3 +77,48 @@ def test_old_service_is_replaced_by_the_socket_activated_one(host):
     cmdline = host.file(f"/proc/{main_pid}/cmdline").content_string.replace("\0", " ")
     assert "-m gunicorn" in cmdline and "run.py" not in cmdline
     assert host.file(f"{ROOT}/current").is_symlink
+
+
+def test_units_require_the_data_volume(host):
+    for unit in ("lernmanager.socket", "lernmanager.service", "lernmanager-backup.service",
+                 "lernmanager-job-auto-attendance.service", "lernmanager-job-weekly-reports.service"):
+        text = host.file(f"/etc/systemd/system/{unit}").content_string
+        assert "RequiresMountsFor=/opt/lernmanager\n" in text and "AssertPathIsMountPoint=/opt/lernmanager\n" in text, unit
+
+
+def test_cron_entries_that_run_the_old_tree_are_named_in_a_warning(host):
+    run = converge(tags="lernmanager_adopt")
+    assert run.returncode == 0, run.stdout[-2000:]
+    warning = next(line for line in run.stdout.splitlines() if "WARNING: these cron entries name /opt/lernmanager" in line)
+    assert "/etc/cron.d/lernmanager:15 16 * * 1-5 lernmanager cd /opt/lernmanager && venv/bin/flask auto-attendance" in warning
+    assert "generate_weekly_reports.py" in warning and "# Lernmanager jobs" not in warning
+
+
+def test_a_locked_volume_keeps_the_app_down_and_deploys_out_until_it_is_mounted(host):
+    """A reboot (stop, unmount: the volume is locked again), the boot's start of the units, a deploy,
+    then the admin's unlock and start. Last in this module: it leaves the volume mounted again."""
+    assert host.run("systemctl stop lernmanager.service lernmanager.socket && umount --lazy /opt/lernmanager").rc == 0
+    try:
+        assert host.check_output("ls -A /opt/lernmanager") == "", "the directory beneath the volume"
+        # As the boot would start them: both refuse, and nothing restarts in a loop.
+        assert host.run("systemctl start lernmanager.socket").rc != 0
+        assert host.run("systemctl start lernmanager.service").rc != 0
+        host.run("sleep 5")
+        service, socket = (dict(line.split("=", 1) for line in host.check_output(
+            f"systemctl show {unit} -p ActiveState -p NRestarts -p AssertResult").splitlines())
+            for unit in ("lernmanager.service", "lernmanager.socket"))
+        assert service["ActiveState"] in ("inactive", "failed") and service["NRestarts"] == "0", service
+        assert (socket["ActiveState"], socket["AssertResult"]) in (("inactive", "no"), ("failed", "no")), socket
+        assert http(host, "/login").status == 502
+        # A deploy now would install a fresh, empty instance beneath the volume: refused, nothing written.
+        run = converge()
+        output = run.stdout + run.stderr  # ansible-core 2.19 reports a failed task on stderr
+        assert run.returncode != 0 and "unlock and mount it first" in output, output[-2000:]
+        assert host.check_output("ls -A /opt/lernmanager") == ""
+    finally:
+        host.run("mountpoint -q /opt/lernmanager || mount --bind /srv/lernmanager-volume /opt/lernmanager")
+    # Unlocked and mounted: the admin starts the app, as upstream's unlock script does.
+    assert host.run("systemctl start lernmanager").rc == 0
+    assert host.check_output("systemctl is-active lernmanager.socket lernmanager.service") == "active\nactive"
+    assert run_client(host, "exercise")["logged_in"]
+

@@ -33,8 +33,14 @@ def role_tags():
 TAGS = role_tags()
 
 
+# The scenario's secrets (molecule.yml): in no run's output.
+SECRETS = ["lm-test-grading-token-7f3a9c", "lm-test-callback-secret-2b8e"]
+OUTPUTS = []
+
+
 def recap(run, host):
     """(reached = ok + skipped, changed, failed) of host in the play recap, or the run's end."""
+    OUTPUTS.append(run.stdout + run.stderr)
     found = re.search(rf"(?m)^{host}\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)\s+skipped=(\d+)",
                       run.stdout)
     if run.returncode != 0 or not found:
@@ -74,3 +80,9 @@ def test_the_tag_works_alone_and_changes_nothing(tag, runs):
     reached, changed, failed = result
     assert (changed, failed) == (0, 0), f"--tags {tag} on {host}: changed={changed} failed={failed}"
     assert reached > baseline[host][0], f"--tags {tag} on {host} reached nothing beyond the steps tagged always"
+
+
+def test_no_secret_of_the_grading_service_in_any_runs_output(runs):
+    assert len(OUTPUTS) == len(TAGS) + len(HOSTS), "every run's output was kept"
+    for secret in SECRETS:
+        assert not [output for output in OUTPUTS if secret in output]

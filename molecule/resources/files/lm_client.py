@@ -4,13 +4,15 @@
 Standard library only: it runs inside the test containers with the system python3.
 
     python3 lm_client.py [--base http://127.0.0.1] [--host-header lernmanager.test] \
-        [--user admin] [--password admin] [--insecure] [--cookie-jar FILE] exercise|session
+        [--user admin] [--password admin] [--insecure] [--cookie-jar FILE] exercise|session|grading
 
 `exercise` logs in (with the CSRF token of the login form), views pages, uploads a file of
 random bytes and downloads it again. It prints one JSON object and exits 0 whenever the server
 answered, even with unexpected statuses (the tests judge them); it exits 1 when it cannot
 reach the server. `session` only asks for /dashboard with the cookies of --cookie-jar (kept
 from an earlier `exercise`): 200 means the old session is still valid (same SECRET_KEY).
+`grading` posts a multipart body of --size random bytes to /grading/jobs as the admin page does,
+logged in first unless --anonymous, and reports the status, headers and body it got back.
 """
 
 import argparse
@@ -22,6 +24,7 @@ import os
 import re
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -152,6 +155,32 @@ def exercise(client, user, password):
     }
 
 
+def login(client, user, password):
+    _, _, body, _ = client.request("GET", "/login")
+    form = urllib.parse.urlencode({"csrf_token": csrf_token(body.decode("utf-8", "replace")),
+                                   "username": user, "password": password}).encode()
+    status, final_path, _, _ = client.request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    return status == 200 and final_path == "/dashboard"
+
+
+def grading(client, user, password, size, anonymous, pause):
+    logged_in = False if anonymous else login(client, user, password)
+    content = os.urandom(size)
+    data, content_type = multipart({"student_list": "7a"}, "archive", "scans.zip", content)
+    headers = {"Content-Type": content_type, "Content-Length": str(len(data))}
+    body = data
+    if pause:
+        # Half the body, a pause, the rest: as a slow school line sends a large upload.
+        def slowly():
+            yield data[:len(data) // 2]
+            time.sleep(pause)
+            yield data[len(data) // 2:]
+        body = slowly()
+    status, _, body, headers = client.request("POST", "/grading/jobs", body, headers, follow=False)
+    return {"logged_in": logged_in, "status": status, "body": body.decode("utf-8", "replace"),
+            "headers": dict(headers.items()), "sent_length": len(data), "sent_sha256": hashlib.sha256(data).hexdigest()}
+
+
 def session(client):
     status, _, _, _ = client.request("GET", "/dashboard", follow=False)
     return {"dashboard_status": status}
@@ -166,13 +195,18 @@ def main():
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
     parser.add_argument("--cookie-jar", help="load cookies from and save them to this file")
-    parser.add_argument("command", choices=["exercise", "session"])
+    parser.add_argument("--size", type=int, default=UPLOAD_SIZE, help="grading: bytes of the uploaded file")
+    parser.add_argument("--anonymous", action="store_true", help="grading: without logging in")
+    parser.add_argument("--pause", type=float, default=0, help="grading: seconds to wait halfway through the body")
+    parser.add_argument("command", choices=["exercise", "session", "grading"])
     args = parser.parse_args()
 
     client = Client(args.base, args.host_header, args.timeout, args.insecure, args.cookie_jar)
     try:
         if args.command == "exercise":
             result = exercise(client, args.user, args.password)
+        elif args.command == "grading":
+            result = grading(client, args.user, args.password, args.size, args.anonymous, args.pause)
         else:
             result = session(client)
         if args.cookie_jar:

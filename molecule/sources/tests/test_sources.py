@@ -79,7 +79,8 @@ def verbose_run_with_secrets(host):
     """The git tag v2 in a -v converge that sets the admin password and carries an LLM key (output
     to search), then the same converge again: (first, second) runs, once per module."""
     extra = {"lernmanager_git_version": "v2", "lernmanager_admin_password": ADMIN_PASSWORD,
-             "lernmanager_env": {"SCHOOL_NAME": "Testschule am See", "LLM_API_KEY": LLM_KEY}}
+             "lernmanager_env": {"SCHOOL_NAME": "Testschule am See", "LLM_API_KEY": LLM_KEY,
+                                 "LLM_BASE_URL": "https://llm.schule.example/v1"}}
     first = playbook(CONVERGE, extra, verbose=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     assert env_value(host, "LLM_API_KEY") == LLM_KEY, "the key did reach the app"
