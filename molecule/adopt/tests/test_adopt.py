@@ -66,6 +66,9 @@ def test_old_tree_is_kept_aside_on_the_volume_and_named(host):
     kept = host.check_output("ls -d /opt/lernmanager/upstream-*").split()
     assert len(kept) == 1 and host.check_output("ls -d /opt/lernmanager.upstream-* 2>/dev/null || true") == ""
     assert host.check_output(f"findmnt --noheadings --output TARGET --target {kept[0]}") == "/opt/lernmanager"
+    # Root's own directory, made by root (the service user owned upstream's root and could plant a link).
+    tree = host.file(kept[0])
+    assert not tree.is_symlink and tree.is_directory and (tree.user, tree.mode) == ("root", 0o755)
     for name in ("run.py", ".git", "venv", ".env", "data/mbi_tracker.db"):
         assert host.file(f"{kept[0]}/{name}").exists, name
 
