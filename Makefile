@@ -12,9 +12,9 @@ PYTHON ?= python3
 # with its own apt cache (LERNMANAGER_CORE picks them in the base configuration, .config/molecule/
 # config.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): sources and
-# zero_downtime (its kill-point tests) are the longest.
-LANE_CORE0 ?= sources tls recovery
-LANE_CORE1 ?= zero_downtime failed_release upgrade adopt
+# zero_downtime (its kill-point tests) are the longest, upgrade builds a venv more than once.
+LANE_CORE0 ?= sources tls recovery adopt
+LANE_CORE1 ?= zero_downtime failed_release upgrade
 SCENARIOS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)

@@ -35,6 +35,20 @@ def run_ansible(*args, cwd=REPO, env=None):
     )
 
 
+def controller_play(tasks):
+    """A playbook that runs `tasks` (YAML, indented as a play's task list) on the controller alone,
+    with the role's defaults and vars, as the fast tests run the role's own steps."""
+    return f"""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - {ROLE}/defaults/main.yml
+    - {ROLE}/vars/main.yml
+  tasks:
+{tasks}"""
+
+
 def run_module(name, args, check=False, python=sys.executable):
     """A module of the collection, run for real through `ansible localhost -m` (AnsiballZ, its own
     process): its result as a dict, `_failed` saying whether the task failed."""

@@ -9,22 +9,15 @@ import json
 
 import pytest
 
-from helpers import ROLE, run_ansible
+from helpers import ROLE, controller_play, run_ansible
 
-PLAYBOOK = f"""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-  tasks:
+PLAYBOOK = controller_play(f"""\
     - name: Validate against the argument specs
       ansible.builtin.validate_argument_spec:
         argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
     - name: Run the cross-field checks
       ansible.builtin.include_tasks: {ROLE}/tasks/steps/validate_inputs.yml
-"""
+""")
 
 GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app"}
 
@@ -54,6 +47,10 @@ BAD_INPUTS = [
     ("tiny-timeout", {"lernmanager_gunicorn_timeout": 1}, "lernmanager_gunicorn_timeout"),
     ("keep-no-backup", {"lernmanager_keep_backups": 0}, "lernmanager_keep_backups"),
     ("rollback-to-a-path", {"lernmanager_rollback_to": "../../etc"}, "lernmanager_rollback_to"),
+    ("rollback-to-short-deps", {"lernmanager_rollback_to": "g-0123456789abcdef-0123"}, "lernmanager_rollback_to"),
+    ("constraints-relative", {"lernmanager_pip_constraints": "constraints.txt"}, "lernmanager_pip_constraints"),
+    ("constraints-missing", {"lernmanager_pip_constraints": "/nonexistent/constraints.txt"}, "lernmanager_pip_constraints"),
+    ("venv-age-negative", {"lernmanager_venv_max_age_days": -1}, "venv_max_age_days"),
     ("restore-db-not-bool", {"lernmanager_rollback_restore_db": "maybe"}, "lernmanager_rollback_restore_db"),
     ("unknown-tls-mode", {"lernmanager_tls": "letsencrypt"}, "lernmanager_tls"),
     ("acme-without-email", {"lernmanager_tls": "acme", "lernmanager_server_name": "lm.schule.example"},
@@ -167,6 +164,8 @@ def test_every_new_setting_at_a_good_value_passes(tmp_path):
                              {"name": "weekly-reports", "command": "python generate_weekly_reports.py", "on_calendar": "Mon 00:01",
                               "enabled": False}],
         "lernmanager_requires_mounts": ["/opt/lernmanager"],
+        "lernmanager_pip_constraints": str(ROLE / "defaults" / "main.yml"), "lernmanager_venv_max_age_days": 0,
+        "lernmanager_rollback_to": "g-0123456789abcdef-89abcdef",
         "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
                                         {"path": "~* \\.php$", "config": "return 404;"}]})
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import ROLE, load_plugin, run_ansible
+from helpers import ROLE, controller_play, load_plugin, run_ansible
 
 settings_problems = load_plugin("plugins/filter/settings.py").settings_problems
 nginx_block_balanced = load_plugin("plugins/filter/nginx.py").nginx_block_balanced
@@ -58,17 +58,10 @@ def test_a_locations_config_cannot_leave_its_block(config, balanced):
     assert nginx_block_balanced(config) is balanced
 
 
-STEP = f"""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-  tasks:
+STEP = controller_play(f"""\
     - name: The role's settings step, on the settings of an adopted .env and lernmanager_env
       ansible.builtin.include_tasks: {ROLE}/tasks/steps/settings.yml
-"""
+""")
 
 
 def run_step(tmp_path, adopted, variables):

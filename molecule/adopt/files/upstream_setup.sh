@@ -109,5 +109,7 @@ cat >/etc/cron.d/lernmanager <<'CRON'
 # Lernmanager jobs
 15 16 * * 1-5 lernmanager cd /opt/lernmanager && venv/bin/flask auto-attendance
 1 0 * * 1 lernmanager cd /opt/lernmanager && venv/bin/python generate_weekly_reports.py
+# A school's own entry, with a secret in it
+30 2 * * * lernmanager LM_NOTIFY_TOKEN=cron-secret-4b1d9e /opt/lernmanager/venv/bin/python /opt/lernmanager/notify.py
 CRON
 echo "upstream install ready"

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from lm_testlib import env_value, http, put_script, run_client
+from lm_testlib import converge, env_value, http, put_script, run_client
 
 TOKEN = "lm-test-grading-token-7f3a9c"
 SECRET = "lm-test-callback-secret-2b8e"
 LOG = "/tmp/grading-stub.jsonl"
+SNIPPET = "/etc/nginx/snippets/lernmanager-grading-token.conf"
 UNIT = "lm-grading-stub"
 
 
@@ -70,9 +71,28 @@ def test_only_nginx_may_ask_the_auth_check(host):
 
 
 def test_the_token_is_in_a_root_only_file_and_the_apps_env_not_in_the_site(host):
-    snippet = host.file("/etc/nginx/snippets/lernmanager-grading-token.conf")
+    snippet = host.file(SNIPPET)
     assert (snippet.user, snippet.group, snippet.mode) == ("root", "root", 0o600)
     assert f'"Bearer {TOKEN}"' in snippet.content_string
     assert TOKEN not in host.file("/etc/nginx/sites-available/lernmanager").content_string
     assert env_value(host, "GRADING_SERVICE_URL") == "http://127.0.0.1:8099"
     assert (env_value(host, "GRADING_SERVICE_TOKEN"), env_value(host, "GRADING_SERVICE_CALLBACK_SECRET")) == (TOKEN, SECRET)
+
+
+@pytest.fixture(scope="module")
+def switched_off_in_a_refused_site():
+    """One run on both hosts: the service switched off, in a site nginx refuses (a typo in a location)."""
+    return converge({"lernmanager_grading_service_url": "",
+                     "lernmanager_nginx_locations": [{"path": "/schule/", "config": "alias_typo /srv/schule/;"}]},
+                    tags="lernmanager_nginx")
+
+
+def test_a_refused_site_that_switches_the_service_off_keeps_its_token(host, switched_off_in_a_refused_site):
+    """The site put back still includes the token's file: it is removed only once nginx accepts a
+    site without it."""
+    run = switched_off_in_a_refused_site
+    assert run.returncode != 0 and "nginx -t refused the new configuration" in run.stdout + run.stderr
+    assert f'"Bearer {TOKEN}"' in host.file(SNIPPET).content_string
+    assert "/grading/" in host.file("/etc/nginx/sites-available/lernmanager").content_string
+    assert host.run("nginx -t").rc == 0
+    assert host.check_output("find /etc/nginx -name 'lernmanager*~'") == ""

@@ -1,5 +1,6 @@
 """A broken v2 over a serving v1 with data: the play fails with a clear message, v1 serves, the
-database equals its pre-deploy state and the broken release stays on disk for inspection."""
+database equals its pre-deploy state and the broken release stays on disk for inspection. A venv
+whose packages conflict is refused before anything live."""
 
 import pytest
 
@@ -46,6 +47,20 @@ def test_broken_release_never_stays_live(host, v1_with_data, version, message):
     new = set(host.check_output(f"ls {ROOT}/releases").split()) - releases_before
     assert len(new) == 1, "the broken release is kept on disk"
     assert f"{ROOT}/releases/{new.pop()}" in output, "the message names the broken release"
+
+
+def test_a_venv_whose_packages_conflict_is_never_finished_nor_live(host, v1_with_data):
+    """--no-deps leaves Flask without Werkzeug: pip installs it, `pip check` refuses it."""
+    venvs_before = set(host.check_output(f"ls {ROOT}/venvs").split())
+    run = converge({"lernmanager_standin_version": "v2", "lernmanager_pip_extra_args": ["--no-deps"]})
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "`pip check` found conflicts" in output and "werkzeug, which is not installed" in output.lower(), output[-3000:]
+    assert "nothing live has changed" in output
+    assert release_of(host) == v1_with_data
+    assert http(host, "/login").status == 200
+    new = set(host.check_output(f"ls {ROOT}/venvs").split()) - venvs_before
+    assert len(new) == 1 and not host.file(f"{ROOT}/venvs/{new.pop()}/.complete").exists
 
 
 def test_service_and_socket_are_healthy_after_the_failures(host, v1_with_data):

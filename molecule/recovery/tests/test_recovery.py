@@ -97,7 +97,9 @@ def test_the_session_made_on_a_is_valid_on_b(lost_and_restored):
 
 def test_b_serves_the_release_the_set_recorded_and_backs_up_itself(lost_and_restored):
     _, b, before, _, run = lost_and_restored
-    assert b.check_output(f"readlink {ROOT}/current").rsplit("/", 1)[-1] == before["release"]
+    # The same code; its dependency set differs when B's Python does (Debian 13's 3.13 beside 12's 3.11).
+    code = before["release"].rsplit("-", 1)[0]
+    assert b.check_output(f"readlink {ROOT}/current").rsplit("/", 1)[-1].startswith(code + "-")
     assert f"taken under release {before['release']}" in run.stdout
     assert b.service("lernmanager-backup.timer").is_running
     assert b.file(f"{ROOT}/shared/instance/uploads/marker.bin").user == "lernmanager"

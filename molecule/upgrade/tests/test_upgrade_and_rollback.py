@@ -1,5 +1,6 @@
 """v1 with data made through the app → v2 (with a migration) → rollback.yml → restore on demand
-→ backup.yml → v2 again, all with links to a root-only canary planted by the service user.
+→ v2 again → v2 with a constraints file (a new venv) → rollback.yml to the old venv → backup.yml,
+all with links to a root-only canary planted by the service user.
 
 The tests run in file order and share one module fixture per step: each step is one playbook run.
 """
@@ -118,6 +119,59 @@ def test_deploying_v2_again_migrates_again(host, rolled_back):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert release_of(host) == rolled_back
     assert "color" in columns(host, "classes")
+
+
+# Another Flask than the open `Flask>=3.0` of the stand-in's requirements resolves to today.
+PINNED_FLASK = "3.0.3"
+
+
+def venv_of(host, link="current"):
+    return host.check_output(f"readlink -f {ROOT}/{link}/.venv")
+
+
+def flask_in(host, link):
+    # -B: no bytecode written by this look.
+    return host.check_output(f"{ROOT}/{link}/.venv/bin/python -B -c "
+                             "'import importlib.metadata as m; print(m.version(\"flask\"))'")
+
+
+def service_venv(host):
+    pid = host.check_output("systemctl show -P MainPID lernmanager.service")
+    return host.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline").split()[0].rsplit("/bin/", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def constrained(host, rolled_back, tmp_path_factory):
+    """v2 again, now with a constraints file (on the controller) that pins another Flask."""
+    constraints = tmp_path_factory.mktemp("constraints") / "constraints.txt"
+    constraints.write_text(f"# the school's pins\nFlask=={PINNED_FLASK}\n")
+    before = {"release": release_of(host), "venv": venv_of(host), "flask": flask_in(host, "current")}
+    assert before["flask"] != PINNED_FLASK, "the pin must change something"
+    run = converge({"lernmanager_standin_version": "v2", "lernmanager_pip_constraints": str(constraints)})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return before
+
+
+def test_a_constraints_file_is_a_new_release_of_the_same_code_with_its_own_venv(host, constrained):
+    release = release_of(host)
+    assert release != constrained["release"]
+    assert release.rsplit("-", 1)[0] == constrained["release"].rsplit("-", 1)[0], "the same code"
+    assert venv_of(host) != constrained["venv"]
+    assert flask_in(host, "current") == PINNED_FLASK
+    assert host.file(f"{ROOT}/current/.pip-constraints.txt").content_string.endswith(f"Flask=={PINNED_FLASK}\n")
+    assert service_venv(host) == venv_of(host), "the service runs from the new venv"
+    assert 'name="standin-version" content="2"' in http(host, "/login").body
+    assert host.check_output(f"readlink {ROOT}/previous").endswith(constrained["release"])
+    assert host.file(f"{constrained['venv']}/.complete").exists, "the old venv is kept for a rollback"
+
+
+def test_rollback_goes_back_to_the_old_venv(host, constrained):
+    run = rollback()
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert release_of(host) == constrained["release"]
+    assert venv_of(host) == constrained["venv"] == service_venv(host)
+    assert flask_in(host, "current") == constrained["flask"]
+    assert run_client(host, "exercise")["logged_in"]
 
 
 def test_backup_playbook_keeps_the_pre_migration_pool(host, upgraded):
