@@ -1,5 +1,5 @@
 """v1 with data made through the app → v2 (with a migration) → rollback.yml → restore on demand
-→ v2 again → v2 with a constraints file (a new venv) → rollback.yml to the old venv → backup.yml,
+→ v2 again, with a constraints file (a new venv) → rollback.yml to v2's old venv → backup.yml,
 all with links to a root-only canary planted by the service user.
 
 The tests run in file order and share one module fixture per step: each step is one playbook run.
@@ -114,24 +114,17 @@ def test_rollback_restores_the_database_only_when_asked(host, upgraded, rolled_b
     assert run_client(host, "exercise")["logged_in"], "the service can write to the restored database"
 
 
-def test_deploying_v2_again_migrates_again(host, rolled_back):
-    run = converge({"lernmanager_standin_version": "v2"})
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert release_of(host) == rolled_back
-    assert "color" in columns(host, "classes")
-
-
 # Another Flask than the open `Flask>=3.0` of the stand-in's requirements resolves to today.
 PINNED_FLASK = "3.0.3"
 
 
-def venv_of(host, link="current"):
-    return host.check_output(f"readlink -f {ROOT}/{link}/.venv")
+def venv_of(host, release=None):
+    return host.check_output(f"readlink -f {ROOT}/{'releases/' + release if release else 'current'}/.venv")
 
 
-def flask_in(host, link):
+def flask_in(host, release=None):
     # -B: no bytecode written by this look.
-    return host.check_output(f"{ROOT}/{link}/.venv/bin/python -B -c "
+    return host.check_output(f"{venv_of(host, release)}/bin/python -B -c "
                              "'import importlib.metadata as m; print(m.version(\"flask\"))'")
 
 
@@ -142,35 +135,41 @@ def service_venv(host):
 
 @pytest.fixture(scope="module")
 def constrained(host, rolled_back, tmp_path_factory):
-    """v2 again, now with a constraints file (on the controller) that pins another Flask."""
+    """v2 again over the restored v1 database, now with a constraints file (on the controller) that
+    pins another Flask: the v2 code of `rolled_back` with another dependency set."""
     constraints = tmp_path_factory.mktemp("constraints") / "constraints.txt"
     constraints.write_text(f"# the school's pins\nFlask=={PINNED_FLASK}\n")
-    before = {"release": release_of(host), "venv": venv_of(host), "flask": flask_in(host, "current")}
+    before = {"live": release_of(host), "venv": venv_of(host, rolled_back), "flask": flask_in(host, rolled_back)}
     assert before["flask"] != PINNED_FLASK, "the pin must change something"
     run = converge({"lernmanager_standin_version": "v2", "lernmanager_pip_constraints": str(constraints)})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return before
 
 
-def test_a_constraints_file_is_a_new_release_of_the_same_code_with_its_own_venv(host, constrained):
+def test_deploying_v2_again_migrates_again(host, constrained):
+    assert "color" in columns(host, "classes")
+    assert run_client(host, "exercise")["logged_in"]
+
+
+def test_a_constraints_file_is_a_new_release_of_the_same_code_with_its_own_venv(host, rolled_back, constrained):
     release = release_of(host)
-    assert release != constrained["release"]
-    assert release.rsplit("-", 1)[0] == constrained["release"].rsplit("-", 1)[0], "the same code"
+    assert release != rolled_back
+    assert release.rsplit("-", 1)[0] == rolled_back.rsplit("-", 1)[0], "the same code"
     assert venv_of(host) != constrained["venv"]
-    assert flask_in(host, "current") == PINNED_FLASK
+    assert flask_in(host) == PINNED_FLASK
     assert host.file(f"{ROOT}/current/.pip-constraints.txt").content_string.endswith(f"Flask=={PINNED_FLASK}\n")
     assert service_venv(host) == venv_of(host), "the service runs from the new venv"
     assert 'name="standin-version" content="2"' in http(host, "/login").body
-    assert host.check_output(f"readlink {ROOT}/previous").endswith(constrained["release"])
+    assert host.check_output(f"readlink {ROOT}/previous").endswith(constrained["live"])
     assert host.file(f"{constrained['venv']}/.complete").exists, "the old venv is kept for a rollback"
 
 
-def test_rollback_goes_back_to_the_old_venv(host, constrained):
-    run = rollback()
+def test_rollback_to_the_same_code_goes_back_to_its_old_venv(host, rolled_back, constrained):
+    run = rollback({"lernmanager_rollback_to": rolled_back})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert release_of(host) == constrained["release"]
+    assert release_of(host) == rolled_back
     assert venv_of(host) == constrained["venv"] == service_venv(host)
-    assert flask_in(host, "current") == constrained["flask"]
+    assert flask_in(host) == constrained["flask"]
     assert run_client(host, "exercise")["logged_in"]
 
 
