@@ -12,12 +12,9 @@ import threading
 
 import pytest
 
-from lm_testlib import REPO, converge
+from lm_testlib import DEFAULT_LIVE as LIVE, REPO, converge
 
 TASKS = os.path.join(REPO, "roles", "lernmanager", "tasks")
-# What the side effect deployed (side_effect.yml: the same failure command, word for word).
-LIVE = {"lernmanager_standin_version": "v2",
-        "lernmanager_backup_on_failure": 'echo "$SERVICE_RESULT $LERNMANAGER_HOST" > /root/lm-backup-failed'}
 HOSTS = ["lm-default-debian12", "lm-default-debian13"]
 
 

@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One line per host at the end of a run of the collection's playbooks: what it runs now, how its
+run ended, and how long it took; hosts a stopped rollout never reached are listed too.
+
+Why a callback and not a last play: when a canary fails (or more hosts fail than
+lernmanager_max_fail_percentage allows), Ansible ends the whole playbook, and a last play would
+never run. The role records each host's release with set_stats (tasks/steps/summary.yml)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: rollout
+type: aggregate
+short_description: one line per host after a deploy, rollback or backup across a fleet
+description:
+  - At the end of the run, prints for every host of the plays (in inventory order) the release it
+    serves, the release this run was about when it is another, how the host's run ended
+    (C(ok), C(changed), C(failed), C(unreachable), or C(not started) when the rollout stopped before
+    its batch), and the seconds from its first to its last task.
+  - The release comes from the role's C(set_stats) record; hosts without one show C(-).
+requirements:
+  - enabled in ansible.cfg (C(callbacks_enabled = lernmanager.deploy.rollout)); the collection's
+    ansible.cfg enables it.
+"""
+
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "lernmanager.deploy.rollout"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._hosts = []  # every host of the plays, in inventory order, reached or not
+        self._first = {}
+        self._last = {}
+
+    def v2_playbook_on_play_start(self, play):
+        inventory = play.get_variable_manager()._inventory  # pylint: disable=protected-access
+        # The play's whole host list: the inventory is restricted to the current batch by now.
+        for host in inventory.get_hosts(play.hosts, ignore_restrictions=True):
+            if host.name not in self._hosts:
+                self._hosts.append(host.name)
+
+    def _seen(self, result, *args, **kwargs):
+        name = result._host.get_name()  # pylint: disable=protected-access
+        now = time.monotonic()
+        self._first.setdefault(name, now)
+        self._last[name] = now
+
+    def v2_runner_on_start(self, host, task):
+        now = time.monotonic()
+        self._first.setdefault(host.get_name(), now)
+        self._last[host.get_name()] = now
+
+    v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_skipped = v2_runner_on_unreachable = _seen
+
+    def v2_playbook_on_stats(self, stats):
+        if not self._hosts:
+            return
+        lines = [self._line(host, stats) for host in self._hosts]
+        width = max(len(host) for host in self._hosts)
+        self._display.banner("LERNMANAGER ROLLOUT")
+        for host, result, release, seconds in lines:
+            self._display.display(f"{host:<{width}}  {result:<11}  {release}  {seconds}")
+
+    def _line(self, host, stats):
+        summary = stats.summarize(host)
+        if host not in stats.processed:
+            result = "not started"
+        elif summary["unreachable"]:
+            result = "unreachable"
+        elif summary["failures"]:
+            result = "failed"
+        else:
+            result = "changed" if summary["changed"] else "ok"
+        record = stats.custom.get(host, {}).get("lernmanager", {})
+        live, wanted = record.get("live") or "-", record.get("release") or ""
+        release = f"serves {live}" + (f" (not {wanted})" if wanted and wanted != live else "")
+        if result == "not started":
+            release = "untouched"
+        seconds = f"{self._last[host] - self._first[host]:.0f} s" if host in self._first else "-"
+        return host, result, release, seconds
