@@ -51,6 +51,10 @@ BAD_INPUTS = [
     ("constraints-relative", {"lernmanager_pip_constraints": "constraints.txt"}, "lernmanager_pip_constraints"),
     ("constraints-missing", {"lernmanager_pip_constraints": "/nonexistent/constraints.txt"}, "lernmanager_pip_constraints"),
     ("venv-age-negative", {"lernmanager_venv_max_age_days": -1}, "venv_max_age_days"),
+    ("wheelhouse-unknown", {"lernmanager_wheelhouse": "always"}, "lernmanager_wheelhouse"),
+    ("wheelhouse-dir-relative", {"lernmanager_wheelhouse_dir": "wheels"}, "lernmanager_wheelhouse_dir"),
+    ("proxy-without-scheme", {"lernmanager_http_proxy": "proxy.schule.example:3128"}, "lernmanager_http_proxy"),
+    ("proxy-with-a-path", {"lernmanager_http_proxy": "http://proxy.schule.example:3128/pac"}, "lernmanager_http_proxy"),
     ("restore-db-not-bool", {"lernmanager_rollback_restore_db": "maybe"}, "lernmanager_rollback_restore_db"),
     ("unknown-tls-mode", {"lernmanager_tls": "letsencrypt"}, "lernmanager_tls"),
     ("acme-without-email", {"lernmanager_tls": "acme", "lernmanager_server_name": "lm.schule.example"},
@@ -166,6 +170,9 @@ def test_every_new_setting_at_a_good_value_passes(tmp_path):
         "lernmanager_requires_mounts": ["/opt/lernmanager"],
         "lernmanager_pip_constraints": str(ROLE / "defaults" / "main.yml"), "lernmanager_venv_max_age_days": 0,
         "lernmanager_rollback_to": "g-0123456789abcdef-89abcdef",
+        "lernmanager_wheelhouse": "off", "lernmanager_wheelhouse_dir": "/srv/ansible/wheelhouse",
+        "lernmanager_http_proxy": "http://user:pw@proxy.schule.example:3128",
+        "lernmanager_no_proxy": ["localhost", ".schule.example"],
         "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
                                         {"path": "~* \\.php$", "config": "return 404;"}]})
     assert result.returncode == 0, result.stdout + result.stderr

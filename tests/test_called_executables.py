@@ -138,7 +138,11 @@ def first_of_argv(argv):
     if isinstance(argv, list):
         return str(argv[0])
     match = re.search(r"\[\s*['\"]([^'\"]+)['\"]", str(argv))  # "{{ ['python3', ...] + ... }}"
-    return match.group(1) if match else str(argv)
+    if match:
+        return match.group(1)
+    # "{{ [__lernmanager_venv + '/bin/python', ...] + ... }}": the program as a template writes it.
+    match = re.search(r"^{{\s*\[\s*(\w+)\s*\+\s*['\"]([^'\"]+)['\"]\s*,", str(argv))
+    return f"{{{{ {match.group(1)} }}}}{match.group(2)}" if match else str(argv)
 
 
 def programs_in_tasks():
