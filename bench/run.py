@@ -30,7 +30,7 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from benchlib import backups, containers, load, report, stacks  # noqa: E402
+from benchlib import backups, containers, fleet, load, report, stacks  # noqa: E402
 from benchlib.containers import VPS, exec_sh, run  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -55,7 +55,13 @@ def parse_args():
                         help="only the login storm on every stack (a few minutes)")
     parser.add_argument("--backups", action="store_true",
                         help="only backup and restore times and repository growth on (c) (about 10 minutes)")
+    parser.add_argument("--fleet", action="store_true",
+                        help="only the scaling across hosts: deploys to 1, 3 and 6 VPS containers (bench/README.md)")
+    parser.add_argument("--fleet-sizes", default="1,3,6", help="host counts for --fleet")
+    parser.add_argument("--fleet-modes", default="rolling,parallel", help="rolling (default serial), parallel (100 %%)")
     args = parser.parse_args()
+    args.fleet_sizes = [int(n) for n in args.fleet_sizes.split(",")]
+    args.fleet_modes = args.fleet_modes.split(",")
     quick = args.quick
     args.duration = args.duration or (3 if quick else 10)
     args.warmup = 1 if quick else 2
@@ -167,13 +173,16 @@ class Bench:
             "quick": self.args.quick,
             "storm_only": self.args.storm_only,
             "backups_only": self.args.backups,
+            "fleet_only": self.args.fleet,
         }
         self.work.mkdir(parents=True, exist_ok=True)
-        src = self.work / "src"
+        src = self.src = self.work / "src"
         self.results["meta"]["source"] = stacks.snapshot(src)
         for version in ("v1", "v2"):
             run([sys.executable, str(src / "tests/fixtures/build_app.py"), version,
                  str(self.work / f"app-{version}")])
+        if self.args.fleet:
+            return  # the fleet's containers are its own (benchlib/fleet.py)
         self.log(f"starting {containers.VPS} and {containers.LOAD} ({self.image})")
         containers.start(self.image, self.cache, BENCH / "files")
         self.results["meta"]["wrk"] = containers.install_wrk()
@@ -304,7 +313,7 @@ class Bench:
 
     def write_outputs(self):
         OUT.mkdir(parents=True, exist_ok=True)
-        stacks_measured = not self.args.backups
+        stacks_measured = not (self.args.backups or self.args.fleet)
         if stacks_measured:
             self.results["targets"] = self.section("targets", report.targets, self.results) or []
         # The raw numbers first: a bug in the rendering must not lose a 20-minute run.
@@ -326,7 +335,9 @@ class Bench:
     def main(self):
         try:
             self.setup()
-            if self.args.backups:
+            if self.args.fleet:
+                fleet.measure(self, self.args.fleet_sizes, self.args.fleet_modes)
+            elif self.args.backups:
                 self.backups()
             else:
                 self.role_stack()

@@ -2,6 +2,8 @@
 
 import statistics
 
+from .fleet import table as fleet_table
+
 STACKS = {
     "a": "(a) upstream: waitress",
     "b": "(b) upstream nginx site → waitress",
@@ -92,10 +94,29 @@ def targets(results):
     return out
 
 
+def fleet_markdown(results):
+    meta = results["meta"]
+    return [
+        "### Scaling across hosts (`--fleet`)",
+        "",
+        f"- Machine: `{meta['host']['uname']}`, nproc {meta['host']['nproc']}, CPU: {meta['host']['cpu_model']}; "
+        f"load average at start {' '.join(meta['host']['loadavg_at_start'])}",
+        f"- VPS containers: `{meta['image']}`, 1 CPU each (alternately core 0 and 1), 1 GB, no swap; the "
+        "controller (ansible-playbook, 5 forks) on the same two cores",
+        f"- Role from a snapshot at {meta.get('source', {}).get('commit', '?')}; rolling = the default "
+        "serial (a canary, then 34 %), parallel = `-e lernmanager_serial=100%`; an empty wheelhouse per row",
+        "- Seconds on the wall clock; in brackets the controller's CPU seconds (ansible-playbook and its forks)",
+        "",
+        fleet_table(results.get("fleet", [])),
+    ]
+
+
 def markdown(results):
     meta = results["meta"]
     kind = " (--quick: development run, short windows)" if meta.get("quick") else ""
     lines = [f"## Run {meta['timestamp']}{kind}", ""]
+    if meta.get("fleet_only"):
+        return "\n".join(lines + fleet_markdown(results) + not_measured(results))
     lines += [
         f"- Machine: `{meta['host']['uname']}`",
         f"- nproc {meta['host']['nproc']}, CPU: {meta['host']['cpu_model']}; load average at start "
