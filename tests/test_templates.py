@@ -108,6 +108,19 @@ def render_unit(**variables):
     return render("lernmanager.service.j2", **{**unit, **variables})
 
 
+def test_an_instance_runs_from_its_own_socket_root_and_settings():
+    lines = render_unit(lernmanager_instance="gs-sued").splitlines()
+    assert "Requires=gs-sued.socket" in lines and "After=network.target gs-sued.socket" in lines
+    assert "WorkingDirectory=/opt/gs-sued/current" in lines and "User=gs-sued" in lines
+    assert not [line for line in lines if "lernmanager.socket" in line or "/opt/lernmanager/" in line.replace(
+        "/opt/lernmanager/venvs/v", "")], lines
+    socket = render("lernmanager.socket.j2", lernmanager_instance="gs-sued", lernmanager_listen_port=8082)
+    assert "ListenStream=127.0.0.1:8082" in socket.splitlines()
+    backup = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued").splitlines()
+    assert "Environment=LERNMANAGER_BACKUP_CONFIG=/etc/gs-sued/backup/config.json" in backup
+    assert "StateDirectory=gs-sued-backup" in backup and "CacheDirectory=gs-sued-backup" in backup
+
+
 def test_unit_denies_link_local_addresses_unless_allowed():
     assert "IPAddressDeny=169.254.0.0/16 fe80::/10" in render_unit().splitlines()
     assert "IPAddressDeny" not in render_unit(lernmanager_allow_link_local=True)
@@ -177,6 +190,31 @@ def test_hsts_only_for_certificates_browsers_trust():
         assert ("Strict-Transport-Security" in headers) is sent, mode
 
 
+# --- instances: the host's catch-all, names of their own ------------------------------------------
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_catch_all_answers_no_other_name_and_takes_https_while_a_site_does(tls):
+    text = render("nginx-catchall.j2", __lernmanager_catchall_tls=tls)
+    assert "listen 80 default_server;" in text and "server_name _;\n    access_log off;\n    return 444;" in text
+    assert ("listen 443 ssl default_server;" in text) is tls and ("ssl_reject_handshake on;" in text) is tls
+    assert "ssl_certificate" not in text, "the catch-all needs no certificate of any site"
+
+
+def test_a_site_declares_no_default_server():
+    for tls in (False, True):
+        assert "default_server" not in render_site(__lernmanager_tls_ready=tls, lernmanager_tls="selfsigned")
+
+
+def test_an_instance_has_nginx_names_of_its_own():
+    default, other = render_site(), render_site(lernmanager_instance="gs-sued", lernmanager_listen_port=8082)
+    for name in ("upstream lernmanager_app", "zone=lernmanager_password:", "$lernmanager_password_post"):
+        assert name in default, name
+    for name in ("upstream gs_sued_app", "zone=gs_sued_password:", "$gs_sued_password_post", "127.0.0.1:8082",
+                 "proxy_pass http://gs_sued_app;", "/var/log/nginx/gs-sued/error.log"):
+        assert name in other, name
+    for name in ("lernmanager_app", "zone=lernmanager_", "$lernmanager_", "/var/log/nginx/lernmanager"):
+        assert name not in other, name
+
+
 # --- behind a proxy, the grading service, the site's own locations --------------------------------
 def test_no_proxy_is_trusted_unless_listed():
     assert "real_ip" not in render_site()
@@ -187,7 +225,7 @@ def test_listed_proxies_name_the_client_from_their_header():
     app_server = server_blocks(text)[-1]
     assert "set_real_ip_from 10.0.0.0/8;\nset_real_ip_from 2001:db8::/32;\nreal_ip_header X-Real-IP;\nreal_ip_recursive on;" \
         in app_server
-    assert text.count("set_real_ip_from 10.0.0.0/8;") == 1 and "server_name _;\n    access_log off;\n    return 444;" in text
+    assert text.count("set_real_ip_from 10.0.0.0/8;") == 1
 
 
 @pytest.mark.parametrize("tls, force, proto", [

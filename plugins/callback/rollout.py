@@ -18,7 +18,9 @@ description:
     serves, the release this run was about when it is another, how the host's run ended
     (C(ok), C(changed), C(failed), C(unreachable), or C(not started) when the rollout stopped before
     its batch), and the seconds from its first to its last task.
-  - The release comes from the role's C(set_stats) record; hosts without one show C(-).
+  - The release comes from the role's C(set_stats) record; hosts without one show C(-). A host
+    that ran without trouble and without that record (a play on the controller, say) has no line,
+    and a run without any host of the role prints nothing.
 requirements:
   - enabled in ansible.cfg (C(callbacks_enabled = lernmanager.deploy.rollout)); the collection's
     ansible.cfg enables it.
@@ -62,10 +64,14 @@ class CallbackModule(CallbackBase):
     v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_skipped = v2_runner_on_unreachable = _seen
 
     def v2_playbook_on_stats(self, stats):
-        if not self._hosts:
+        # A host that ran without the role's record and without trouble ran no deploy (the
+        # controller building an app, Molecule creating containers): it has no line, and a run
+        # without any other host prints nothing.
+        lines = [line for line in (self._line(host, stats) for host in self._hosts)
+                 if line[1] not in ("ok", "changed") or line[2] != "serves -"]
+        if not lines:
             return
-        lines = [self._line(host, stats) for host in self._hosts]
-        width = max(len(host) for host in self._hosts)
+        width = max(len(line[0]) for line in lines)
         self._display.banner("LERNMANAGER ROLLOUT")
         for host, result, release, seconds in lines:
             self._display.display(f"{host:<{width}}  {result:<11}  {release}  {seconds}")

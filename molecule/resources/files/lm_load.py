@@ -1,12 +1,14 @@
 """Requests in a loop against 127.0.0.1 through nginx while a deploy runs; stdlib only.
 
 Usage: python3 lm_load.py STOP_FILE RESULT_FILE [--clients 4] [--max-seconds 300] [--max-requests 40000]
-                          [--https]
+                          [--https] [--pause 0]
 With --https it talks TLS to the site's name (which /etc/hosts must point at 127.0.0.1).
 Each client alternates a GET /login and a POST /upload (answered 302 by the app without a
 session: a POST that must reach gunicorn, which nginx never retries on its own). A request fails
 when the connection fails or the answer is not the app's (502/503/504 from nginx). Stops when
-STOP_FILE exists or a bound is hit, then writes one JSON object to RESULT_FILE.
+STOP_FILE exists or a bound is hit, then writes one JSON object to RESULT_FILE. --pause SECONDS
+between one client's requests leaves the container's one core to the deploy the load runs beside
+(without it, four clients in a tight loop slow a deploy by minutes).
 """
 
 import argparse
@@ -29,7 +31,7 @@ def connect(https):
     return http.client.HTTPConnection("127.0.0.1", 80, timeout=30)
 
 
-def client(stop_file, deadline, budget, results, lock, https):
+def client(stop_file, deadline, budget, results, lock, https, pause):
     latencies, failures, count = [], [], 0
     while not os.path.exists(stop_file) and time.monotonic() < deadline:
         with lock:
@@ -54,6 +56,8 @@ def client(stop_file, deadline, budget, results, lock, https):
         except OSError as error:
             failures.append(f"{method} {path}: {error}")
         latencies.append(time.monotonic() - start)
+        if pause:
+            time.sleep(pause)
     with lock:
         results["latencies"].extend(latencies)
         results["failures"].extend(failures)
@@ -67,10 +71,12 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--max-requests", type=int, default=40000)
     parser.add_argument("--https", action="store_true")
+    parser.add_argument("--pause", type=float, default=0)
     args = parser.parse_args()
     results, lock, budget = {"latencies": [], "failures": []}, threading.Lock(), [args.max_requests]
     deadline = time.monotonic() + args.max_seconds
-    threads = [threading.Thread(target=client, args=(args.stop_file, deadline, budget, results, lock, args.https))
+    threads = [threading.Thread(target=client, args=(args.stop_file, deadline, budget, results, lock, args.https,
+                                                        args.pause))
                for _ in range(args.clients)]
     started = time.monotonic()
     for thread in threads:

@@ -97,13 +97,19 @@ def env_value(host, key):
     return match.group(1) if match else None
 
 
+def inventory():
+    """Molecule's inventory as its own converge reads it: the directory, with the platforms' file,
+    the scenario's own hosts (molecule/fleet's second instance) and its group_vars."""
+    return os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
 def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None):
     """Run a playbook from the controller against the scenario's hosts (Molecule's inventory).
 
     Extra variables go through a JSON file, so dicts, numbers and booleans keep their types."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(extra_vars or {}, handle)
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], path, "-e", "@" + handle.name]
+    cmd = ["ansible-playbook", "-i", inventory(), path, "-e", "@" + handle.name]
     if verbose:
         cmd.append("-v")
     if tags:
@@ -127,7 +133,7 @@ def killed_converge(extra_vars, at, on="task_start"):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACKS_ENABLED="lm_kill", LM_KILL_AT=at, LM_KILL_ON=on,
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(RESOURCES, "callback_plugins"))
     try:
-        run = subprocess.Popen(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+        run = subprocess.Popen(["ansible-playbook", "-i", inventory(),
                                 os.path.join(RESOURCES, "converge.yml"), "-e", "@" + handle.name],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)

@@ -13,6 +13,11 @@ MAX_SECONDS, MAX_REQUESTS = 900, 2_000_000
 # One restart is a narrow window: a race that drops a request in one restart of two (nginx upstream
 # keep-alive did) could still pass once. Spaced out to stay below systemd's start limit (5 in 10 s).
 EXTRA_RESTARTS, RESTART_SPACING = 5, 3
+# Each client waits this long between its requests: still dozens of requests in every restart
+# window (a restart behind the socket takes seconds on one busy core), far more than a class of 24
+# sends, and the deploy gets the core (in a tight loop, or with 20 ms pauses at 90 requests a
+# second, the four clients made this one deploy take five minutes).
+PAUSE = 0.1
 
 
 def test_redeploy_drops_no_request(host):
@@ -20,8 +25,8 @@ def test_redeploy_drops_no_request(host):
     script = put_script(host, "lm_load.py")
     host.run("rm -f %s %s", STOP, RESULT)
     # Bounded in time and count, to 127.0.0.1 only; runs in the background during the deploy.
-    host.run("nohup python3 %s %s %s --clients 4 --max-seconds %s --max-requests %s >/tmp/lm-load.log 2>&1 &",
-             script, STOP, RESULT, str(MAX_SECONDS), str(MAX_REQUESTS))
+    host.run("nohup python3 %s %s %s --clients 4 --max-seconds %s --max-requests %s --pause %s >/tmp/lm-load.log 2>&1 &",
+             script, STOP, RESULT, str(MAX_SECONDS), str(MAX_REQUESTS), str(PAUSE))
     run = converge({"lernmanager_standin_version": "v2"})
     restarts = [host.run("sleep %s; systemctl restart lernmanager.service", str(RESTART_SPACING))
                 for _ in range(EXTRA_RESTARTS if run.returncode == 0 else 0)]
