@@ -6,15 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 # Every Molecule scenario CI runs (default covers Debian 12 and 13, recovery restores a Debian 12 VPS
-# onto a Debian 13 one; the others Debian 12 only).
+# onto a Debian 13 one, fleet is three VPS, one with two instances; the others Debian 12 only).
 # `make molecule` runs `default` (a container on each core) first, then two lanes at once: the
 # scenarios of LANE_CORE0 pin their container to core 0, those of LANE_CORE1 to core 1, each lane
 # with its own apt cache (LERNMANAGER_CORE picks them in the base configuration, .config/molecule/
-# config.yml). `make molecule SCENARIOS="..."` runs the given ones in turn.
-# Balanced by the scenarios' times in CI (printed at the end of `make molecule`): sources and
-# zero_downtime (its kill-point tests) are the longest, upgrade builds a venv more than once.
-LANE_CORE0 ?= sources tls recovery adopt
-LANE_CORE1 ?= zero_downtime failed_release upgrade
+# config.yml); fleet's containers have their cores and apt caches in its molecule.yml.
+# `make molecule SCENARIOS="..."` runs the given ones in turn.
+# Balanced by the scenarios' times in CI (printed at the end of `make molecule`): fleet (three
+# hosts, four deploys each) and zero_downtime (its kill-point tests) are the longest.
+LANE_CORE0 ?= sources tls recovery adopt upgrade
+LANE_CORE1 ?= fleet zero_downtime failed_release
 SCENARIOS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)

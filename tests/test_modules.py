@@ -3,6 +3,7 @@ result as a task sees them. Each runs once through `ansible localhost -m` (Ansib
 host), the other cases in-process (the same main(), arguments and check mode). No containers."""
 
 import grp
+import hashlib
 import gzip
 import os
 import pathlib
@@ -229,6 +230,9 @@ def test_service_dirs_lose_a_race_to_a_planted_link_cleanly(service_parent, tmp_
     ("content_hash", {"path": str(REPO / "tests" / "fixtures" / "standin")}),
     ("cgroup_memory_info", {}),
     ("prune_releases", {"root": "/nonexistent", "prefix": "/nonexistent", "keep": 1}),
+    ("root_files", {"entries": [{"path": "/nonexistent/unit", "content": "[Unit]\n"}]}),
+    ("paths_info", {"paths": ["/etc/hostname", "/nonexistent"], "read": ["/etc/hostname"]}),
+    ("neighbours", {"port": 8081, "server_name": "a.test", "units_dir": "/nonexistent", "sites_dir": "/nonexistent"}),
 ])
 def test_each_module_runs_as_ansible_ships_it(name, args):
     """Through `ansible -m`: AnsiballZ packs the module with its module_utils, as for a host."""
@@ -237,3 +241,155 @@ def test_each_module_runs_as_ansible_ships_it(name, args):
     ansible_keys = ("invocation", "failed")  # the ad-hoc callback shows failure as _failed alone
     assert {k: shipped.get(k) for k in in_process if k not in ansible_keys} == \
         {k: v for k, v in in_process.items() if k not in ansible_keys}
+
+
+# --- root_files -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def root_dir():
+    """A root-owned 0755 directory: the module refuses to write below anything others may write."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="lm-root-files-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@ROOT_ONLY
+def test_root_files_sets_each_entry_once_and_reports_only_what_differs(root_dir):
+    args = {"entries": [
+        {"path": str(root_dir / "etc"), "state": "directory", "mode": "0750"},
+        {"path": str(root_dir / "etc" / "unit"), "content": "[Unit]\n"},
+        {"path": str(root_dir / "etc" / "secret"), "content": "s3cret", "group": "nogroup", "mode": "0640"},
+        {"path": str(root_dir / "enabled"), "state": "link", "src": str(root_dir / "etc" / "unit")},
+        {"path": str(root_dir / "default"), "state": "absent"},
+    ]}
+    (root_dir / "default").write_text("distribution's\n")
+    everything = [e["path"] for e in args["entries"]]
+    assert run_module_in_process("root_files", args, check=True)["changed_paths"] == everything
+    assert not (root_dir / "etc").exists() and (root_dir / "default").exists(), "check mode changes nothing"
+    assert run_module_in_process("root_files", args)["changed_paths"] == everything
+    secret = (root_dir / "etc" / "secret").stat()
+    assert (secret.st_mode & 0o7777, secret.st_gid, (root_dir / "etc" / "secret").read_text()) == \
+        (0o640, grp.getgrnam("nogroup").gr_gid, "s3cret")
+    assert (root_dir / "etc").stat().st_mode & 0o7777 == 0o750
+    assert os.readlink(root_dir / "enabled") == str(root_dir / "etc" / "unit")
+    assert not (root_dir / "default").exists()
+    assert not run_module_in_process("root_files", args)["changed"]
+    (root_dir / "etc" / "unit").chmod(0o600)
+    (root_dir / "etc" / "secret").write_text("tampered")
+    assert run_module_in_process("root_files", args)["changed_paths"] == everything[1:3]
+    assert not list((root_dir / "etc").glob(".*")), "no temporary file is left behind"
+
+
+@ROOT_ONLY
+def test_root_files_diff_shows_content_and_mode(root_dir):
+    target = root_dir / "site"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    args = {"entries": [{"path": str(target), "content": "new\n"}], "_ansible_diff": True}
+    diff = run_module_in_process("root_files", args, check=True)["diff"]
+    assert diff == [{"before_header": str(target), "after_header": str(target),
+                     "before": "file, owner 0, group 0, mode 0600\nold\n", "after": "file, owner 0, group 0, mode 0644\nnew\n"}]
+    assert "diff" not in run_module_in_process("root_files", {"entries": args["entries"]}, check=True)
+
+
+@ROOT_ONLY
+def test_root_files_replace_a_planted_link_and_never_write_below_a_directory_others_may_write(root_dir, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("root's\n")
+    (root_dir / "unit").symlink_to(victim)
+    assert run_module_in_process("root_files", {"entries": [{"path": str(root_dir / "unit"), "content": "x\n"}]})["changed"]
+    assert victim.read_text() == "root's\n" and (root_dir / "unit").read_text() == "x\n" and not (root_dir / "unit").is_symlink()
+    service = root_dir / "service"
+    service.mkdir()
+    shutil.chown(service, "nobody")
+    for entry in ({"path": str(service / "conf"), "content": "x\n"},
+                  {"path": str(service / "sub" / "conf"), "state": "directory"}):
+        result = run_module_in_process("root_files", {"entries": [{"path": str(root_dir / "first"), "content": "1\n"}, entry]})
+        assert result["_failed"] and "writable by others than root" in result["msg"] and "Nothing was changed" in result["msg"]
+    assert not (root_dir / "first").exists() and not list(service.iterdir()), "refused before any change"
+    shutil.chown(service, "root")
+    service.chmod(0o777)
+    assert run_module_in_process("root_files", {"entries": [{"path": str(service / "conf"), "content": "x\n"}]})["_failed"]
+
+
+@ROOT_ONLY
+def test_root_files_puts_everything_back_when_the_test_or_a_validation_fails(root_dir):
+    (root_dir / "site").write_text("good\n")
+    entries = [{"path": str(root_dir / "conf.d"), "state": "directory"},
+               {"path": str(root_dir / "conf.d" / "new"), "content": "new\n"},
+               {"path": str(root_dir / "site"), "content": "broken\n"},
+               {"path": str(root_dir / "enabled"), "state": "link", "src": "site"}]
+    failing = run_module("root_files", {"entries": entries, "test": ["grep", "-q", "good", str(root_dir / "site")]})
+    assert failing["_failed"] and "put back" in failing["msg"], failing
+    assert sorted(p.name for p in root_dir.iterdir()) == ["site"] and (root_dir / "site").read_text() == "good\n"
+    passing = run_module("root_files", {"entries": entries, "test": ["grep", "-q", "broken", str(root_dir / "site")]})
+    assert passing["changed"] and (root_dir / "conf.d" / "new").read_text() == "new\n"
+    invalid = run_module("root_files", {"entries": [
+        {"path": str(root_dir / "other"), "content": "fine\n"},
+        {"path": str(root_dir / "gunicorn.conf.py"), "content": "workers = (\n", "validate": "python3 -m py_compile %s"}]})
+    assert invalid["_failed"] and "py_compile" in invalid["msg"], invalid
+    assert not (root_dir / "other").exists() and not (root_dir / "gunicorn.conf.py").exists()
+
+
+# --- paths_info -------------------------------------------------------------------------------------
+
+def test_paths_info_looks_at_each_path_as_stat_does_and_reads_small_files(tmp_path):
+    (tmp_path / "live.json").write_text('{"release": "p-1"}\n')
+    (tmp_path / "current").symlink_to("releases/p-1")
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    paths = [str(tmp_path / name) for name in ("live.json", "current", "dir", "fifo", "missing")]
+    result = run_module_in_process("paths_info", {"paths": paths, "read": [paths[0], paths[4]]}, check=True)
+    assert not result["changed"]
+    assert result["paths"] == {
+        paths[0]: {"exists": True, "type": "file", "checksum": hashlib.sha1(b'{"release": "p-1"}\n').hexdigest()},
+        paths[1]: {"exists": True, "type": "link", "lnk_target": "releases/p-1"},
+        paths[2]: {"exists": True, "type": "directory"},
+        paths[3]: {"exists": True, "type": "other"},
+        paths[4]: {"exists": False}}
+    assert result["contents"] == {paths[0]: '{"release": "p-1"}\n', paths[4]: None}
+    for planted in (paths[1], paths[3]):  # a link, or a FIFO that would block a plain open()
+        failed = run_module_in_process("paths_info", {"read": [planted]})
+        assert failed["_failed"] and "cannot read" in failed["msg"], failed
+
+
+# --- neighbours -------------------------------------------------------------------------------------
+
+def test_neighbours_names_what_takes_the_port_or_name_and_the_other_instances(tmp_path):
+    units, sites = tmp_path / "system", tmp_path / "sites-enabled"
+    tree(units, {
+        "lernmanager.socket": "[Unit]\nDescription=Lernmanager lernmanager socket\n[Socket]\nListenStream=127.0.0.1:8081\n",
+        "zwei.socket": "[Unit]\nDescription=Lernmanager zwei socket\n[Socket]\nListenStream=127.0.0.1:8082\n",
+        "other.socket": "[Socket]\nListenStream=8081\n",
+        "lernmanager.service": "ListenStream=127.0.0.1:8081\n"})
+    tree(sites, {"lernmanager": "server_name a.test;\n", "lernmanager-catchall": "listen 443 default_server;\n",
+                 "zwei": "server {\n  listen 443 ssl;\n  server_name zwei.test www.a.test;\n}\n",
+                 "shop": "server_name  shop.test a.test ;\n  listen [::]:4430;\n"})
+    (sites / "dangling").symlink_to(tmp_path / "missing")
+    args = {"port": 8081, "server_name": "a.test", "own_units": ["lernmanager.socket"],
+            "own_sites": ["lernmanager", "lernmanager-catchall"], "units_dir": str(units), "sites_dir": str(sites)}
+    result = run_module_in_process("neighbours", args, check=True)
+    assert result["clashes"] == [f"{units}/other.socket:ListenStream=8081", f"{sites}/shop:server_name  shop.test a.test ;"]
+    assert result["other_instances"] == [f"{units}/zwei.socket"] and result["other_tls_sites"] == [f"{sites}/zwei"]
+    alone = run_module_in_process("neighbours", {**args, "units_dir": str(tmp_path / "no"), "sites_dir": str(tmp_path / "no")})
+    assert (alone["clashes"], alone["other_instances"], alone["other_tls_sites"], alone["changed"]) == ([], [], [], False)
+
+
+@ROOT_ONLY
+def test_root_files_takes_back_a_directory_it_lists_before_what_goes_in_it(root_dir):
+    """An app root that another owner had (an upstream install's): listed first, it is root's
+    before anything is set inside it; a link planted in it while it was not is refused, and the
+    call undone."""
+    app_root = root_dir / "opt"
+    app_root.mkdir()
+    shutil.chown(app_root, "nobody")
+    entries = [{"path": str(app_root), "state": "directory"}, {"path": str(app_root / "releases"), "state": "directory"}]
+    assert run_module_in_process("root_files", {"entries": entries})["changed_paths"] == [e["path"] for e in entries]
+    assert app_root.stat().st_uid == 0 and (app_root / "releases").is_dir()
+    shutil.chown(app_root, "nobody")
+    (app_root / "releases").rmdir()
+    (app_root / "releases").symlink_to("/etc")
+    result = run_module_in_process("root_files", {"entries": entries})
+    assert result["_failed"] and "not a directory" in result["msg"] and os.readlink(app_root / "releases") == "/etc"
+    assert app_root.stat().st_uid == 65534 and "put back" in result["msg"], "the call is undone as a whole"

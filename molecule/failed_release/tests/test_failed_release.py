@@ -11,7 +11,7 @@ from lm_testlib import (ROOT, canary_is_intact, converge, db_state, http, plant_
 BROKEN = [
     # Fails at import: init_app() cannot even run, nothing live is touched.
     ("v2_import_error", "No module named 'no_such_module_lernmanager'"),
-    # (A migration that fails on the trial copy: molecule/default's test_rollout, on a rollout's canary.)
+    # (A migration that fails on the trial copy: molecule/fleet, on a rollout's canary.)
     # Live migrations run, then gunicorn cannot start: back to v1 and to the backup.
     ("v2_broken_start", "with the database restored from"),
 ]

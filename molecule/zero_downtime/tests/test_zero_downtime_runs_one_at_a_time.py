@@ -62,7 +62,7 @@ def previous_of(host):
 # complete (v2_deps has a venv of its own), after `current` is switched but before the restart,
 # and while the health check runs. Each kill switches between v2_deps and v2_patch.
 KILL_POINTS = [
-    ("v2_deps", "lernmanager : Write the security headers snippet", "task_start"),
+    ("v2_deps", "lernmanager : Write the grading service's token for nginx (root-only)", "task_start"),
     ("v2_patch", "lernmanager : Enable and start the socket", "task_start"),
     ("v2_deps", "lernmanager : Wait until /login answers 200 through nginx", "runner_start"),
 ]
@@ -74,7 +74,7 @@ def test_the_next_run_after_a_kill_serves_what_current_names(host, version, at, 
     assert served == release_of(host), "each test starts from a health-checked state"
     killed = killed_converge({"lernmanager_standin_version": version}, at, on)
     assert host.file(LOCK).exists, "the killed run left its lock behind"
-    if at.endswith("security headers snippet"):
+    if at.endswith("for nginx (root-only)"):
         # Nothing live changed: not even the unit names the new, untried venv.
         assert (serving(host), release_of(host), host.file(UNIT).content_string) == (served, served, unit)
     elif at.endswith("start the socket"):

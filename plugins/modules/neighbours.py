@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""What the other instances and sites on a host hold: ports, server names, HTTPS. Reads only."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: neighbours
+short_description: Find what other instances and nginx sites on the host already use
+description:
+  - Reads the socket units in C(/etc/systemd/system) and the enabled sites in
+    C(/etc/nginx/sites-enabled), except this instance's own, and reports the lines that take
+    O(port) or O(server_name), the Lernmanager instances among the sockets, and the sites that
+    listen on 443.
+  - Two instances on one host each need their own loopback port and server name (nginx would serve
+    only one of two sites with the same name, and only warn). One call for what took a find and
+    three greps.
+version_added: 0.2.0
+author: Lernmanager deployment team (@lernmanager)
+extends_documentation_fragment: [lernmanager.deploy.attributes]
+options:
+  port:
+    description: This instance's loopback port.
+    type: int
+    required: true
+  server_name:
+    description: This instance's server name.
+    type: str
+    required: true
+  own_units:
+    description: File names in C(/etc/systemd/system) that are this instance's (not compared).
+    type: list
+    elements: str
+    default: []
+  own_sites:
+    description: File names in C(/etc/nginx/sites-enabled) that are this instance's or the host's catch-all (not compared).
+    type: list
+    elements: str
+    default: []
+  units_dir:
+    description: Where the socket units are.
+    type: path
+    default: /etc/systemd/system
+  sites_dir:
+    description: Where nginx's enabled sites are.
+    type: path
+    default: /etc/nginx/sites-enabled
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: It changes nothing; it runs the same in check mode.
+"""
+
+EXAMPLES = r"""
+- name: Look for other instances on this instance's port or server name
+  lernmanager.deploy.neighbours:
+    port: 8081
+    server_name: lernmanager.schule.example
+    own_units: [lernmanager.socket]
+    own_sites: [lernmanager, lernmanager-catchall]
+  register: __neighbours
+"""
+
+RETURN = r"""
+clashes:
+  description: The lines that take this port or server name, each as C(path:line).
+  type: list
+  elements: str
+  returned: always
+other_instances:
+  description: The socket units of other Lernmanager instances.
+  type: list
+  elements: str
+  returned: always
+other_tls_sites:
+  description: The other enabled sites that listen on 443.
+  type: list
+  elements: str
+  returned: always
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+TLS_LISTEN = re.compile(r"^\s*listen\s+(\[::\]:)?443([^0-9]|$)")
+
+
+def files(directory, suffix, own):
+    """The regular files (or links to them) in directory with the suffix, except own, by name."""
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(name for name in os.listdir(directory) if name.endswith(suffix) and name not in own)
+    return [os.path.join(directory, name) for name in names if os.path.isfile(os.path.join(directory, name))]
+
+
+def lines(path):
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read().splitlines()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "port": {"type": "int", "required": True},
+            "server_name": {"type": "str", "required": True},
+            "own_units": {"type": "list", "elements": "str", "default": []},
+            "own_sites": {"type": "list", "elements": "str", "default": []},
+            "units_dir": {"type": "path", "default": "/etc/systemd/system"},
+            "sites_dir": {"type": "path", "default": "/etc/nginx/sites-enabled"},
+        },
+        supports_check_mode=True,
+    )
+    port_line = re.compile(rf"^ListenStream=(127\.0\.0\.1:)?{module.params['port']}\s*$")
+    name_line = re.compile(rf"^\s*server_name\s+([^;]*\s)?{re.escape(module.params['server_name'])}\s*[ ;]")
+    clashes, instances, tls_sites = [], [], []
+    try:
+        for path in files(module.params["units_dir"], ".socket", module.params["own_units"]):
+            text = lines(path)
+            clashes += [f"{path}:{line}" for line in text if port_line.match(line)]
+            if any(line.startswith("Description=Lernmanager ") for line in text):
+                instances.append(path)
+        for path in files(module.params["sites_dir"], "", module.params["own_sites"]):
+            text = lines(path)
+            clashes += [f"{path}:{line}" for line in text if name_line.match(line)]
+            if any(TLS_LISTEN.match(line) for line in text):
+                tls_sites.append(path)
+    except OSError as error:
+        module.fail_json(msg=f"cannot read the host's units and sites: {error}")
+    module.exit_json(changed=False, clashes=clashes, other_instances=instances, other_tls_sites=tls_sites)
+
+
+if __name__ == "__main__":
+    main()
