@@ -32,16 +32,18 @@ def remove(count=6):
 
 def start(count, image, cache_dir):
     """COUNT VPS containers, each pinned to one core (alternately 0 and 1), 1 GB without swap,
-    sharing the bench's apt and pip caches (warm after the first size)."""
+    with the bench's apt and pip caches (warm after the first size)."""
     remove()
     cache = pathlib.Path(cache_dir)
-    for sub in ("apt-fleet/partial", "pip"):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(names(count)):
+        # An apt archive per host (warm after the first size): apt locks its archive, and a host
+        # that finds it locked by another fails its deploy instead of waiting.
+        apt = cache / f"apt-fleet-{index + 1}"
+        (apt / "partial").mkdir(parents=True, exist_ok=True)
+        (cache / "pip").mkdir(parents=True, exist_ok=True)
         run(["docker", "run", "-d", "--name", name, "--hostname", name, *SYSTEMD_FLAGS,
              "--cpuset-cpus", str(index % 2), "--memory", "1g", "--memory-swap", "1g",
-             # One apt archive for all: apt locks it, so the hosts fetch a package once between them.
-             "-v", f"{cache}/apt-fleet:/var/cache/apt/archives", "-v", f"{cache}/pip:/root/.cache/pip",
+             "-v", f"{apt}:/var/cache/apt/archives", "-v", f"{cache}/pip:/root/.cache/pip",
              image, "/lib/systemd/systemd"])
 
 
