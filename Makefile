@@ -14,8 +14,8 @@ PYTHON ?= python3
 # `make molecule SCENARIOS="..."` runs the given ones in turn.
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): fleet (three
 # hosts, four deploys each) and zero_downtime (its kill-point tests) are the longest.
-LANE_CORE0 ?= sources tls recovery adopt upgrade
-LANE_CORE1 ?= fleet zero_downtime failed_release
+LANE_CORE0 ?= sources tls recovery upgrade
+LANE_CORE1 ?= fleet zero_downtime failed_release adopt
 SCENARIOS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)

@@ -354,6 +354,14 @@ def test_paths_info_looks_at_each_path_as_stat_does_and_reads_small_files(tmp_pa
         assert failed["_failed"] and "cannot read" in failed["msg"], failed
 
 
+def test_paths_info_without_checksums_does_not_read_the_files(tmp_path):
+    unreadable = tmp_path / "lernmanager.db"
+    unreadable.write_bytes(b"SQLite format 3\0")
+    unreadable.chmod(0)  # root reads it anyway: the proof is the missing checksum, and no error as non-root
+    result = run_module_in_process("paths_info", {"paths": [str(unreadable)], "checksum": False})
+    assert result["paths"] == {str(unreadable): {"exists": True, "type": "file"}}
+
+
 # --- neighbours -------------------------------------------------------------------------------------
 
 def test_neighbours_names_what_takes_the_port_or_name_and_the_other_instances(tmp_path):

@@ -1,6 +1,6 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
-"""What every module of this collection shares in its documentation (each adds its check_mode)."""
+"""What every module of this collection shares in its documentation (each adds its check_mode, or READ_ONLY's)."""
 
 from __future__ import annotations
 
@@ -16,4 +16,14 @@ attributes:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
+"""
+
+    # A module that only reads the host: the same in check mode as in a real run.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: It changes nothing; it runs the same in check mode.
 """

@@ -18,7 +18,7 @@ description:
     three greps.
 version_added: 0.2.0
 author: Lernmanager deployment team (@lernmanager)
-extends_documentation_fragment: [lernmanager.deploy.attributes]
+extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.attributes.read_only]
 options:
   port:
     description: This instance's loopback port.
@@ -46,11 +46,6 @@ options:
     description: Where nginx's enabled sites are.
     type: path
     default: /etc/nginx/sites-enabled
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-    details: It changes nothing; it runs the same in check mode.
 """
 
 EXAMPLES = r"""

@@ -17,13 +17,19 @@ description:
   - The checksum is the one C(ansible.builtin.stat) gives (C(checksum), SHA-1 of the content).
 version_added: 0.2.0
 author: Lernmanager deployment team (@lernmanager)
-extends_documentation_fragment: [lernmanager.deploy.attributes]
+extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.attributes.read_only]
 options:
   paths:
     description: The paths to look at.
     type: list
     elements: path
     default: []
+  checksum:
+    description:
+      - Whether to read each regular file of O(paths) for its checksum. V(false) when only the
+        type matters (a school's database is read whole otherwise).
+    type: bool
+    default: true
   mount_points:
     description:
       - Paths to ask whether each is a mount point (as C(mountpoint) answers; listed in the
@@ -38,11 +44,6 @@ options:
     type: list
     elements: path
     default: []
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-    details: It changes nothing; it runs the same in check mode.
 """
 
 EXAMPLES = r"""
@@ -57,7 +58,7 @@ RETURN = r"""
 paths:
   description:
     - Per path (as given), C(exists); when it does, C(type) (V(file), V(directory), V(link) or V(other)),
-      C(lnk_target) for a link and C(checksum) for a regular file.
+      C(lnk_target) for a link and C(checksum) for a regular file (unless O(checksum=false)).
   type: dict
   returned: always
   sample: {/opt/lernmanager/current: {exists: true, type: link, lnk_target: releases/p-1234}}
@@ -80,7 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 READ_LIMIT = 1 << 20
 
 
-def look(path):
+def look(path, checksum=True):
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -91,6 +92,8 @@ def look(path):
         return {"exists": True, "type": "directory"}
     if not stat.S_ISREG(st.st_mode):
         return {"exists": True, "type": "other"}
+    if not checksum:
+        return {"exists": True, "type": "file"}
     digest = hashlib.sha1()
     with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
@@ -129,13 +132,14 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "paths": {"type": "list", "elements": "path", "default": []},
+            "checksum": {"type": "bool", "default": True},
             "read": {"type": "list", "elements": "path", "default": []},
             "mount_points": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
     try:
-        result = {"paths": {path: look(path) for path in module.params["paths"]},
+        result = {"paths": {path: look(path, module.params["checksum"]) for path in module.params["paths"]},
                   "contents": {path: read(path) for path in module.params["read"]},
                   "mounted": {}}
         if module.params["mount_points"]:
