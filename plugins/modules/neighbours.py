@@ -16,7 +16,7 @@ description:
   - Two instances on one host each need their own loopback port and server name (nginx would serve
     only one of two sites with the same name, and only warn). One call for what took a find and
     three greps.
-version_added: 0.2.0
+version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.attributes.read_only]
 options:

@@ -15,7 +15,7 @@ description:
     call costs a host a Python start and the import of Ansible's module_utils (about 0.3 s of a
     small VPS's CPU).
   - The checksum is the one C(ansible.builtin.stat) gives (C(checksum), SHA-1 of the content).
-version_added: 0.2.0
+version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.attributes.read_only]
 options:

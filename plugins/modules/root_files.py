@@ -25,7 +25,7 @@ description:
   - With O(test), the command runs once after the changes; when it fails, every entry changed by
     this call is put back as it was (a new one removed) and the module fails with the command's
     output. This is how a set of nginx files is tested in place before any reload.
-version_added: 0.2.0
+version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes]
 options:
