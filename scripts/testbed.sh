@@ -70,6 +70,11 @@ build_image() {
     say "image $image exists: nothing to do"
     return
   fi
+  # A name given in LERNMANAGER_IMAGE_DEBIAN*: a registry's image, pulled when the registry answers.
+  if [[ $image != lernmanager-testbed/* ]] && docker pull -q "$image" >/dev/null 2>&1; then
+    say "image $image pulled"
+    return
+  fi
   command -v debootstrap >/dev/null || apt_install debootstrap
   mirror=${DEBIAN_MIRROR:-$(host_mirror)}
   rootfs=$(mktemp -d "${TMPDIR:-/tmp}/lernmanager-rootfs-$suite.XXXXXX")

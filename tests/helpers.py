@@ -71,17 +71,10 @@ def render_template(name, **variables):
     """A role template rendered by Ansible's own templating (its Jinja2 settings, its filters and
     the collection's), with the role's defaults and vars as Ansible loads them (so every derived
     value comes from the role's own expression), facts of a small VPS, and the given variables."""
-    sys.path.insert(0, str(REPO / "collections"))  # the collection's filters: lernmanager.deploy.*
-    try:
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.plugins.loader import init_plugin_loader
-        from ansible.template import Templar, trust_as_template
-        # Once per process: lookups (ansible.builtin.template) then resolve as in a play.
-        from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-        if not any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
-            init_plugin_loader()
-    finally:
-        sys.path.remove(str(REPO / "collections"))
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    use_collection_loader()  # the collection's filters, lernmanager.deploy.*, and lookups as in a play
     loader = DataLoader()
     context = {**loader.load_from_file(str(ROLE / "defaults" / "main.yml"), trusted_as_template=True),
                **loader.load_from_file(str(ROLE / "vars" / "main.yml"), trusted_as_template=True),
@@ -95,9 +88,27 @@ def render_template(name, **variables):
         trust_as_template(source), escape_backslashes=False, overrides={"trim_blocks": True})
 
 
+def use_collection_loader():
+    """Ansible's collection loader in this process, once, with the checkout's collection on its path.
+    Every import of the collection goes through it: a plain import from sys.path first would leave
+    `ansible_collections.lernmanager.deploy` without the loader's metadata, and a later import
+    through the loader would fail ("collection metadata was not loaded"), depending on test order."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+    if any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
+        return
+    sys.path.insert(0, str(REPO / "collections"))
+    try:
+        init_plugin_loader()
+    finally:
+        sys.path.remove(str(REPO / "collections"))
+
+
 def load_plugin(relative_path):
     """A plugin of the collection imported from the checkout (its module_utils imports resolve)."""
     import importlib.util
+    use_collection_loader()
     collections = str(REPO / "collections")
     if collections not in sys.path:
         sys.path.append(collections)

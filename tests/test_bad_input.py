@@ -3,6 +3,10 @@
 The playbook below runs on the controller alone: first the role's own argument specs
 (`validate_argument_spec` with meta/argument_specs.yml, exactly what the role runs first), then
 the role's cross-field checks (tasks/steps/validate_inputs.yml). Nothing touches a host.
+The cases run in one `ansible-playbook`, each as a host of its own (`connection: local`) whose
+variables come from `include_vars` (above the role's defaults and vars, as extra variables are):
+one Ansible start for a hundred cases, so the oldest supported ansible-core can run them all too
+(`make oldest`). The secrets' cases run alone, with the output a person sees.
 """
 
 import json
@@ -10,6 +14,9 @@ import json
 import pytest
 
 from helpers import ROLE, controller_play, run_ansible
+
+# One worker runs the batch (`make unit` distributes by group): each would run it again.
+pytestmark = pytest.mark.xdist_group("bad_input")
 
 PLAYBOOK = controller_play(f"""\
     - name: Validate against the argument specs
@@ -156,36 +163,72 @@ def run_validation(tmp_path, variables):
     return run_ansible("ansible-playbook", "-i", "localhost,", str(playbook), "-e", f"@{extra}")
 
 
-def test_good_input_passes(tmp_path):
-    result = run_validation(tmp_path, {})
-    assert result.returncode == 0, result.stdout + result.stderr
+EVERY_NEW_SETTING = {
+    "lernmanager_grading_service_url": "https://grading.schule.example/api/", "lernmanager_grading_service_token": "A" * 32,
+    "lernmanager_grading_callback_secret": "s3cr3t-" * 4, "lernmanager_grading_max_body_size": "1g",
+    "lernmanager_trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"], "lernmanager_force_https": "true",
+    "lernmanager_env": {"LLM_API_KEY": "sk-x", "LLM_BASE_URL": "https://api.example/v1"},
+    "lernmanager_jobs": [{"name": "nightly-export", "command": "/usr/local/bin/export --all", "on_calendar": "daily"},
+                         {"name": "weekly-reports", "command": "python generate_weekly_reports.py", "on_calendar": "Mon 00:01",
+                          "enabled": False}],
+    "lernmanager_requires_mounts": ["/opt/lernmanager"],
+    "lernmanager_pip_constraints": str(ROLE / "defaults" / "main.yml"), "lernmanager_venv_max_age_days": 0,
+    "lernmanager_rollback_to": "g-0123456789abcdef-89abcdef",
+    "lernmanager_instance": "gs-sued", "lernmanager_wheelhouse": "off", "lernmanager_wheelhouse_dir": "/srv/ansible/wheelhouse",
+    "lernmanager_http_proxy": "http://user:pw@proxy.schule.example:3128",
+    "lernmanager_no_proxy": ["localhost", ".schule.example"],
+    "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
+                                    {"path": "~* \\.php$", "config": "return 404;"}]}
+GOOD_INPUTS = [("good", {}), ("every-new-setting", EVERY_NEW_SETTING)]
 
 
-def test_every_new_setting_at_a_good_value_passes(tmp_path):
-    result = run_validation(tmp_path, {
-        "lernmanager_grading_service_url": "https://grading.schule.example/api/", "lernmanager_grading_service_token": "A" * 32,
-        "lernmanager_grading_callback_secret": "s3cr3t-" * 4, "lernmanager_grading_max_body_size": "1g",
-        "lernmanager_trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"], "lernmanager_force_https": "true",
-        "lernmanager_env": {"LLM_API_KEY": "sk-x", "LLM_BASE_URL": "https://api.example/v1"},
-        "lernmanager_jobs": [{"name": "nightly-export", "command": "/usr/local/bin/export --all", "on_calendar": "daily"},
-                             {"name": "weekly-reports", "command": "python generate_weekly_reports.py", "on_calendar": "Mon 00:01",
-                              "enabled": False}],
-        "lernmanager_requires_mounts": ["/opt/lernmanager"],
-        "lernmanager_pip_constraints": str(ROLE / "defaults" / "main.yml"), "lernmanager_venv_max_age_days": 0,
-        "lernmanager_rollback_to": "g-0123456789abcdef-89abcdef",
-        "lernmanager_instance": "gs-sued", "lernmanager_wheelhouse": "off", "lernmanager_wheelhouse_dir": "/srv/ansible/wheelhouse",
-        "lernmanager_http_proxy": "http://user:pw@proxy.schule.example:3128",
-        "lernmanager_no_proxy": ["localhost", ".schule.example"],
-        "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
-                                        {"path": "~* \\.php$", "config": "return 404;"}]})
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory):
+    """{case id: (whether the host failed, what its tasks returned, as JSON text)} of one run."""
+    work = tmp_path_factory.mktemp("cases")
+    cases = {case: variables for case, variables, _ in BAD_INPUTS} | dict(GOOD_INPUTS)
+    for case, variables in cases.items():
+        (work / f"{case}.json").write_text(json.dumps({**GOOD, **variables}))
+    inventory = {"all": {"hosts": {case: {"ansible_connection": "local",
+                                          "ansible_python_interpreter": "{{ ansible_playbook_python }}"} for case in cases}}}
+    (work / "inventory.json").write_text(json.dumps(inventory))
+    play = PLAYBOOK.replace("- hosts: localhost", "- hosts: all").replace("  tasks:\n", f"""  tasks:
+    - name: Take this case's variables
+      ansible.builtin.include_vars: {work}/{{{{ inventory_hostname }}}}.json
+""", 1)
+    # The argument specs, parsed once for all the cases.
+    play = play.replace(f"(lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml)", "__specs").replace(
+        "    - name: Validate against the argument specs\n", f"""    - name: Read the argument specs
+      ansible.builtin.set_fact:
+        __specs: "{{{{ lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml }}}}"
+      run_once: true
+    - name: Validate against the argument specs\n""", 1)
+    (work / "validate.yml").write_text(play)
+    result = run_ansible("ansible-playbook", "-i", str(work / "inventory.json"), str(work / "validate.yml"),
+                         env={"ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_FORKS": "8"})
+    try:  # the JSON document, then the rollout summary's lines (ansible.cfg's callback)
+        report, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
+    except ValueError:
+        pytest.fail(f"no JSON report: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    returned = {case: [] for case in cases}
+    for play_report in report["plays"]:
+        for task in play_report["tasks"]:
+            for case, outcome in task["hosts"].items():
+                returned[case].append(json.dumps(outcome))
+    return {case: (report["stats"][case]["failures"] > 0, "\n".join(returned[case])) for case in cases}
 
 
-@pytest.mark.parametrize("variables,word", [(v, w) for _, v, w in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
-def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, word):
-    result = run_validation(tmp_path, variables)
-    assert result.returncode != 0
-    assert word in result.stdout + result.stderr
+@pytest.mark.parametrize("case", [case for case, _ in GOOD_INPUTS])
+def test_good_input_passes(verdicts, case):
+    failed, returned = verdicts[case]
+    assert not failed, returned
+
+
+@pytest.mark.parametrize("case,word", [(i, w) for i, _, w in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
+def test_bad_input_is_refused_naming_the_variable(verdicts, case, word):
+    failed, returned = verdicts[case]
+    assert failed, returned
+    assert word in returned
 
 
 @pytest.mark.parametrize("name", ["lernmanager_secret_key", "lernmanager_admin_password", "lernmanager_grading_service_token",

@@ -36,7 +36,7 @@ def test_tarball_contains(tarball_members, path):
 
 
 @pytest.mark.parametrize(
-    "top", ["tests", "molecule", ".venv", "bench", "scripts", "collections", ".ci", ".git", ".build", "Makefile"]
+    "top", ["tests", "molecule", ".venv", ".venv-oldest", ".github", "changelogs/fragments", "bench", "scripts", "collections", ".ci", ".git", ".build", "Makefile"]
 )
 def test_tarball_excludes_development_files(tarball_members, top):
     offending = [m for m in tarball_members if m == top or m.startswith(top + "/")]

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 
 import pytest
+import yaml
 
 ROOT = "/opt/lernmanager"
 SERVER_NAME = "lernmanager.test"
@@ -101,6 +102,12 @@ def inventory():
     """Molecule's inventory as its own converge reads it: the directory, with the platforms' file,
     the scenario's own hosts (molecule/fleet's second instance) and its group_vars."""
     return os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def scenario_hosts():
+    """The hosts of this run's inventory, in its order (`--platform-name` leaves one of a scenario's)."""
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
+        return list(yaml.safe_load(handle)["all"]["hosts"])
 
 
 def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None):
