@@ -15,8 +15,8 @@ PYTHON ?= python3
 # (MOLECULE_ARGS="--platform-name lm-default-debian13": one of default's hosts).
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): fleet (three
 # hosts, four deploys each) and zero_downtime (its kill-point tests) are the longest.
-LANE_CORE0 ?= sources tls recovery upgrade
-LANE_CORE1 ?= fleet zero_downtime failed_release adopt
+LANE_CORE0 ?= sources tls recovery controller
+LANE_CORE1 ?= fleet zero_downtime failed_release adopt upgrade
 SCENARIOS ?=
 MOLECULE_ARGS ?=
 # The oldest ansible-core meta/runtime.yml claims, in a tools venv of its own (requirements-oldest.txt):
@@ -30,7 +30,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: help test lint unit oldest molecule testbed demo demo-destroy build clean bench
 
 help:
-	@echo "make demo       deploy the stand-in app into a local 1 CPU / 1 GB Debian container"
+	@echo "make demo       deploy Lernmanager (DEMO_SOURCE=checkout, else upstream, else the stand-in) into a local 1 CPU / 1 GB Debian container"
 	@echo "make test       everything CI runs: lint, fast tests, every Molecule scenario"
 	@echo "make lint (yamllint, ansible-lint, ansible-test sanity) | unit | molecule [SCENARIOS=default] | testbed | build"
 
@@ -76,8 +76,11 @@ testbed:
 
 # Each scenario's output also goes to .cache/logs/; when one fails, its failing assertions and tasks
 # are printed again at the very end, where a CI log's tail shows them. Each scenario's time is printed.
-molecule: $(BIN)/.installed $(OLDEST)/bin/.installed testbed
+molecule: $(BIN)/.installed testbed
 	@mkdir -p .cache/logs
+	@# The oldest tools venv only when a scenario to run needs it (a single default needs none).
+	@if [ -z "$(SCENARIOS)" ] || [ -n "$(filter $(OLDEST_SCENARIOS),$(SCENARIOS))" ]; then \
+	  $(MAKE) --no-print-directory $(OLDEST)/bin/.installed; fi
 	@if [ -n "$(SCENARIOS)" ]; then MOLECULE_ARGS="$(MOLECULE_ARGS)" scripts/molecule_lane.sh $(SCENARIOS); else \
 	  start=$$(date +%s); \
 	  scripts/molecule_lane.sh default; \

@@ -10,7 +10,7 @@ SPECS = load_yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]
 
 def test_every_file_at_the_top_of_tasks_is_an_entry_point_with_its_spec():
     top = {path.stem for path in (ROLE / "tasks").glob("*.yml")}
-    assert top == set(SPECS) == {"main", "rollback", "backup", "restore"}
+    assert top == set(SPECS) == {"main", "rollback", "backup", "restore", "status"}
 
 
 def test_every_entry_point_takes_the_same_variables():
@@ -24,7 +24,7 @@ def test_the_playbooks_name_entry_points():
         for found in re.findall(r"tasks_from: (\S+)", playbook.read_text(encoding="utf-8")):
             used[playbook.name] = found
     # tasks_from without ".yml": Ansible picks the argument spec by that exact name.
-    assert used == {"rollback.yml": "rollback", "backup.yml": "backup", "restore.yml": "restore"}
+    assert used == {"rollback.yml": "rollback", "backup.yml": "backup", "restore.yml": "restore", "status.yml": "status"}
 
 
 def test_one_source_file_per_choice_of_lernmanager_source():

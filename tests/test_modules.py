@@ -233,6 +233,8 @@ def test_service_dirs_lose_a_race_to_a_planted_link_cleanly(service_parent, tmp_
     ("root_files", {"entries": [{"path": "/nonexistent/unit", "content": "[Unit]\n"}]}),
     ("paths_info", {"paths": ["/etc/hostname", "/nonexistent"], "read": ["/etc/hostname"]}),
     ("neighbours", {"port": 8081, "server_name": "a.test", "units_dir": "/nonexistent", "sites_dir": "/nonexistent"}),
+    ("host_status", {"root": "/nonexistent", "service": "lernmanager-status-test.service",
+                     "health_url": "http://school.test:9/login", "disks": []}),
 ])
 def test_each_module_runs_as_ansible_ships_it(name, args):
     """Through `ansible -m`: AnsiballZ packs the module with its module_utils, as for a host."""
@@ -401,3 +403,86 @@ def test_root_files_takes_back_a_directory_it_lists_before_what_goes_in_it(root_
     result = run_module_in_process("root_files", {"entries": entries})
     assert result["_failed"] and "not a directory" in result["msg"] and os.readlink(app_root / "releases") == "/etc"
     assert app_root.stat().st_uid == 65534 and "put back" in result["msg"], "the call is undone as a whole"
+
+
+# --- host_status ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def login_server():
+    """/login on 127.0.0.1 that answers 200 only to the site's name (as nginx's site does)."""
+    import http.server
+    import threading
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            named = self.headers["Host"].split(":")[0] == "school.test"
+            self.send_response(200 if named and self.path == "/login" else 444 if not named else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def status_root(tmp_path, since):
+    root = tree(tmp_path / "opt", {"live.json": f'{{"release": "r-2", "since": "{since}"}}\n'})
+    (root / "previous").symlink_to(root / "releases" / "r-1")
+    return root
+
+
+def test_host_status_reports_what_serves_and_warns_about_what_needs_an_admin(tmp_path, login_server, capfd):
+    root = status_root(tmp_path, "2026-01-01T00:00:00Z")
+    cert = tmp_path / "fullchain.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(cert), "-days", "5", "-subj", "/CN=school.test"], check=True, capture_output=True)
+    args = {"root": str(root), "service": "lernmanager-status-test.service",
+            "health_url": f"http://school.test:{login_server}/login", "certificate": str(cert),
+            "backup_settings": str(tmp_path / "no-backup-settings.json"), "disks": [str(tmp_path), str(root)],
+            "min_free_percent": 101}
+    result = run_module_in_process("host_status", args, check=True)
+    assert not result["changed"]
+    assert result["live"] == {"release": "r-2", "since": "2026-01-01T00:00:00Z"} and result["previous"] == "r-1"
+    assert result["health"] == {"status": 200}, "asked by the site's name on 127.0.0.1"
+    assert result["certificate"]["days_left"] == 4
+    assert len(result["disks"]) == 1 and result["disks"][0]["paths"] == [str(tmp_path), str(root)], "one file system once"
+    problems = result["problems"]
+    assert any("certificate expires in 4 d" in p for p in problems), problems
+    assert any("backups cannot be read" in p and "no-backup-settings.json is missing" in p for p in problems), problems
+    assert any(p.startswith(f"{tmp_path}, {root}: ") and "less than 101 %" in p for p in problems), problems
+    assert result["line"].startswith("live r-2 (") and "previous r-1, /login 200" in result["line"]
+    assert f"WARNING ({len(problems)}): " in result["line"] and "cert 4 d" in result["line"]
+    shown = capfd.readouterr().err
+    # (Ansible shows a warning once per process: "the service is unknown" may have been shown before.)
+    assert all(f"[WARNING]: {p}" in shown for p in problems if "unknown" not in p), "each problem is a warning"
+
+
+def test_host_status_knows_a_host_that_does_not_answer_or_serves_nothing_yet(tmp_path):
+    root = tree(tmp_path / "opt", {})
+    args = {"root": str(root), "service": "lernmanager-status-test.service",
+            "health_url": "http://school.test:9/login", "disks": [str(tmp_path)]}
+    result = run_module_in_process("host_status", args)
+    assert result["live"] == {} and result["previous"] == "" and result["health"] == {"status": 0}
+    assert "no health-checked release serves yet (deploy the host)" in result["problems"]
+    assert "/login through nginx answers nothing, not 200" in result["problems"]
+    assert result["line"].startswith("live -, previous -, /login -, ")
+    assert "backup" not in result and "certificate" not in result
+
+
+def test_host_status_judges_backups_by_age_and_a_new_host_has_had_no_night_yet():
+    host_status = load_plugin("plugins/modules/host_status.py")
+    now = __import__("time").time()
+    iso = lambda seconds_ago: host_status.utc_iso(now - seconds_ago)  # noqa: E731
+    limits = {"max_backup_age_days": 2, "min_certificate_days": 14, "min_free_percent": 15}
+    base = {"live": {"release": "r", "since": iso(3600)}, "health": {"status": 200}, "disks": [],
+            "service": {"active": "active", "memory_bytes": 70 << 20, "restarts": 0}}
+    assert host_status.judge({**base, "backup": None}, limits) == [], "deployed an hour ago: no night yet"
+    old = {**base, "live": {"release": "r", "since": iso(5 * 86400)}}
+    assert host_status.judge({**old, "backup": None}, limits) == ["no backup in the repository, while the app serves for 5 d"]
+    stale = {**old, "backup": {"age_seconds": 3 * 86400 + 5}}
+    assert host_status.judge(stale, limits) == ["the newest backup is 3 d old (more than 2 d)"]
+    assert host_status.judge({**old, "backup": {"age_seconds": 86400}}, limits) == []
+    assert [host_status.age(s) for s in (5, 90, 7200, 3 * 86400)] == ["5 s", "1 min", "2 h", "3 d"]

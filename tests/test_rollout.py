@@ -81,3 +81,22 @@ def test_serial_and_max_fail_percentage_come_from_extra_variables(tmp_path):
 @pytest.mark.parametrize("name", PLAYBOOKS[1:])
 def test_rollback_and_backup_roll_out_as_deploy_does(name):
     assert rollout_keywords(name) == rollout_keywords("deploy.yml")
+
+
+def test_after_status_each_host_has_its_status_line_and_a_failed_host_says_so(tmp_path):
+    inventory = {"all": {"children": {"lernmanager": {"hosts": {
+        host: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable} for host in HOSTS[:2]}}}}}
+    play = {"name": "Status", "hosts": "lernmanager", "gather_facts": False, "tasks": [
+        {"name": "Record the status line (as tasks/status.yml does)", "ansible.builtin.set_stats": {
+            "data": {"lernmanager": {"live": "r-1", "status": "live r-1 (3 d), /login {{ 500 if inventory_hostname == 'school-b' else 200 }}"}},
+            "per_host": True}},
+        {"name": "Fail like lernmanager_status_strict", "ansible.builtin.fail": {"msg": "needs an admin"},
+         "when": "inventory_hostname == 'school-b'"}]}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    run = run_ansible("ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"))
+    assert run.returncode == 2 and "LERNMANAGER ROLLOUT" not in run.stdout
+    summary = run.stdout.split("LERNMANAGER STATUS", 1)[1].splitlines()
+    lines = {line.split()[0]: " ".join(line.split()[1:]) for line in summary if line.split()[:1] and line.split()[0] in HOSTS}
+    assert lines["school-a"].startswith("ok live r-1 (3 d), /login 200 "), lines
+    assert lines["school-b"].startswith("failed live r-1 (3 d), /login 500 "), lines

@@ -12,13 +12,15 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rollout
 type: aggregate
-short_description: one line per host after a deploy, rollback or backup across a fleet
+short_description: one line per host after a deploy, rollback, backup or status across a fleet
 description:
   - At the end of the run, prints for every host of the plays (in inventory order) the release it
     serves, the release this run was about when it is another, how the host's run ended
     (C(ok), C(changed), C(failed), C(unreachable), or C(not started) when the rollout stopped before
     its batch), and the seconds from its first to its last task.
-  - The release comes from the role's C(set_stats) record; hosts without one show C(-). A host
+  - The release comes from the role's C(set_stats) record; hosts without one show C(-). After
+    C(status.yml), the record's status line (what serves, health, backup, certificate, disk) takes
+    the release's place. A host
     that ran without trouble and without that record (a play on the controller, say) has no line,
     and a run without any host of the role prints nothing.
 requirements:
@@ -72,7 +74,8 @@ class CallbackModule(CallbackBase):
         if not lines:
             return
         width = max(len(line[0]) for line in lines)
-        self._display.banner("LERNMANAGER ROLLOUT")
+        statuses = any(stats.custom.get(host, {}).get("lernmanager", {}).get("status") for host in self._hosts)
+        self._display.banner("LERNMANAGER STATUS" if statuses else "LERNMANAGER ROLLOUT")
         for host, result, release, seconds in lines:
             self._display.display(f"{host:<{width}}  {result:<11}  {release}  {seconds}")
 
@@ -89,6 +92,8 @@ class CallbackModule(CallbackBase):
         record = stats.custom.get(host, {}).get("lernmanager", {})
         live, wanted = record.get("live") or "-", record.get("release") or ""
         release = f"serves {live}" + (f" (not {wanted})" if wanted and wanted != live else "")
+        if record.get("status"):  # status.yml: the host's whole status line
+            release = record["status"]
         if result == "not started":
             release = "untouched"
         seconds = f"{self._last[host] - self._first[host]:.0f} s" if host in self._first else "-"

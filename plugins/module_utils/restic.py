@@ -82,10 +82,11 @@ def describe(snapshot):
             "host": snapshot.get("hostname")}
 
 
-def find_snapshot(settings, which="latest", host=None):
+def find_snapshot(settings, which="latest", host=None, lock=True):
     """The snapshot `which` (latest, or an id) of the set, of host when given; None if there is none.
-    `latest` is the newest regular set; an id may also name a set taken before a restore."""
-    args = ["snapshots", "--json", "--tag", TAG]
+    `latest` is the newest regular set; an id may also name a set taken before a restore. Without
+    `lock`, restic writes no lock file into the repository (a status read changes nothing)."""
+    args = ["snapshots", "--json", "--tag", TAG] + ([] if lock else ["--no-lock"])
     if which != "latest":
         args += ["--tag", TAG_BEFORE_RESTORE]  # two --tag options: either tag matches
     if host:

@@ -110,7 +110,7 @@ def scenario_hosts():
         return list(yaml.safe_load(handle)["all"]["hosts"])
 
 
-def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None):
+def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None, check=False):
     """Run a playbook from the controller against the scenario's hosts (Molecule's inventory).
 
     Extra variables go through a JSON file, so dicts, numbers and booleans keep their types."""
@@ -123,6 +123,8 @@ def playbook(path, extra_vars=None, verbose=False, tags=None, limit=None):
         cmd += ["--tags", tags]
     if limit:
         cmd += ["--limit", limit]
+    if check:
+        cmd.append("--check")
     # JSON results: one line per message, so tests can look for phrases without line wrapping.
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     try:

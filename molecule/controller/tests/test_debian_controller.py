@@ -1,0 +1,127 @@
+"""Debian 13's own `ansible` package as the controller (README "Requirements"): the collection from
+its built tarball, deploying over SSH with pipelining as user `debian` with sudo onto a Debian 12 VPS
+(molecule/controller/converge.yml ran the first deploy). Here, from the same controller: a no-op
+run, the same without pipelining, a code-only release, and status.yml. Each run's seconds go to
+.cache/logs/controller-times.json (issue 14's deploy times over SSH; printed by the scenario's log)."""
+
+import json
+import os
+import re
+
+import pytest
+import testinfra
+import yaml
+
+from lm_testlib import REPO, SERVER_NAME, recap_changed
+
+CONTROLLER, VPS = "lm-controller-debian13", "lm-controller-vps"
+DEPLOY = "/home/admin/deploy"
+TIMES = os.path.join(REPO, ".cache", "logs", "controller-times.json")
+
+
+def get(name):
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+@pytest.fixture(scope="module")
+def controller():
+    return get(CONTROLLER)
+
+
+@pytest.fixture(scope="module")
+def vps():
+    return get(VPS)
+
+
+def admin_run(controller, name, *args):
+    """ansible-playbook ARGS as the admin on the controller; (rc, output, seconds), the seconds kept."""
+    quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
+    result = controller.run(f"runuser -u admin -- {DEPLOY}/run {name} {quoted}")
+    output = controller.file(f"{DEPLOY}/{name}.log").content_string
+    seconds = float(controller.file(f"{DEPLOY}/{name}.seconds").content_string)
+    record_time(name, seconds, recap_changed(output).get("vps"))
+    return result.rc, output, seconds
+
+
+def record_time(name, seconds, changed):
+    times = {}
+    if os.path.exists(TIMES):
+        with open(TIMES, encoding="utf-8") as handle:
+            times = json.load(handle)
+    times[name] = {"seconds": seconds, "changed": changed}
+    os.makedirs(os.path.dirname(TIMES), exist_ok=True)
+    with open(TIMES, "w", encoding="utf-8") as handle:
+        json.dump(times, handle, indent=1, sort_keys=True)
+
+
+def login_status(vps):
+    return vps.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {SERVER_NAME}' http://127.0.0.1/login")
+
+
+def live_release(vps):
+    return json.loads(vps.file("/opt/lernmanager/live.json").content_string)["release"]
+
+
+def test_the_controller_is_debians_own_ansible(controller):
+    packages = dict(line.split() for line in controller.check_output("dpkg-query -W ansible ansible-core").splitlines())
+    assert packages["ansible-core"].startswith("2.19."), packages
+    assert controller.check_output("command -v ansible-playbook") == "/usr/bin/ansible-playbook"
+    assert re.match(r"ansible-playbook \[core 2\.19\.", controller.check_output("ansible-playbook --version"))
+
+
+def test_the_collection_is_the_built_tarball(controller):
+    with open(os.path.join(REPO, "galaxy.yml"), encoding="utf-8") as handle:
+        version = yaml.safe_load(handle)["version"]
+    listed = controller.check_output("runuser -u admin -- ansible-galaxy collection list lernmanager.deploy")
+    assert re.search(rf"^lernmanager\.deploy\s+{re.escape(version)}\s*$", listed, re.M), listed
+    assert "/home/admin/.ansible/collections" in listed
+
+
+def test_the_first_deploy_over_ssh_went_live(controller, vps):
+    output = controller.file(f"{DEPLOY}/fresh.log").content_string
+    seconds = float(controller.file(f"{DEPLOY}/fresh.seconds").content_string)
+    record_time("fresh", seconds, recap_changed(output).get("vps"))
+    assert re.search(r"^vps\s+:\s+ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0", output, re.M), output[-3000:]
+    assert re.search(rf"^vps\s+changed\s+serves {re.escape(live_release(vps))}\s", output, re.M), "the rollout line"
+    assert login_status(vps) == "200"
+    # Over SSH as `debian`, with sudo: the app and the files are root's and the service user's, not debian's.
+    assert vps.file("/opt/lernmanager/current").user == "root"
+
+
+def test_a_second_run_changes_nothing(controller):
+    rc, output, _ = admin_run(controller, "noop", "lernmanager.deploy.deploy")
+    assert rc == 0, output[-3000:]
+    assert recap_changed(output)["vps"] == 0, output[-3000:]
+
+
+def test_without_pipelining_the_same_run_changes_nothing_too(controller):
+    # The measure of what inventory.example's ansible_pipelining=true saves (.cache/logs/controller-times.json).
+    rc, output, _ = admin_run(controller, "noop-without-pipelining", "lernmanager.deploy.deploy",
+                              "-e", "ansible_pipelining=false")
+    assert rc == 0 and recap_changed(output)["vps"] == 0, output[-3000:]
+
+
+def test_a_code_only_release_goes_live(controller, vps):
+    before = live_release(vps)
+    # v1 with one more line in app.py: new code, the same dependencies and no migration.
+    controller.check_output(
+        f"cd {DEPLOY} && rm -rf patched && mkdir patched && tar -xzf standin.tar.gz -C patched && "
+        f"echo '# a code-only change' >> patched/app.py && tar -czf patched.tar.gz -C patched . && chown admin patched.tar.gz")
+    checksum = controller.check_output(f"sha256sum {DEPLOY}/patched.tar.gz").split()[0]
+    rc, output, _ = admin_run(controller, "code-only", "lernmanager.deploy.deploy",
+                              "-e", f"lernmanager_archive_src={DEPLOY}/patched.tar.gz",
+                              "-e", f"lernmanager_archive_checksum=sha256:{checksum}")
+    assert rc == 0, output[-3000:]
+    after = live_release(vps)
+    assert after != before and login_status(vps) == "200"
+    # The same dependencies: the new release runs in the venv the first one built.
+    venvs = vps.check_output("ls /opt/lernmanager/venvs").split()
+    assert len(venvs) == 1, venvs
+
+
+def test_status_answers_from_the_packaged_controller(controller, vps):
+    rc, output, _ = admin_run(controller, "status", "lernmanager.deploy.status")
+    assert rc == 0, output[-3000:]
+    line = output.split("LERNMANAGER STATUS", 1)[1]
+    assert re.search(rf"^vps\s+ok\s+live {re.escape(live_release(vps))} \(", line, re.M), line
+    assert recap_changed(output)["vps"] == 0
