@@ -30,13 +30,12 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from benchlib import backups, containers, fleet, load, report, stacks  # noqa: E402
-from benchlib.containers import VPS, exec_sh, run  # noqa: E402
+from benchlib import backups, containers, fleet, load, realapp, report, report_real, stacks  # noqa: E402
+from benchlib.containers import PROBE, VPS, exec_sh, run  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 OUT = BENCH / "out"
-PROBE = "/root/bench-probe.py"
 STORM = "/root/lm_storm.py"
 PORTS = {"a": 8081, "b": 8080, "c": 80, "d": 8090}
 
@@ -51,6 +50,8 @@ def parse_args():
     parser.add_argument("--sweep", help="workers x threads candidates, e.g. 1x8,1x16,2x8")
     parser.add_argument("--classes", default="30,60,120",
                         help="login storm: class sizes logging in at once (default 30,60,120)")
+    parser.add_argument("--no-sizing", action="store_true",
+                        help="skip the workers × threads sweep and the recycling comparison (about 10 minutes)")
     parser.add_argument("--storm-only", action="store_true",
                         help="only the login storm on every stack (a few minutes)")
     parser.add_argument("--backups", action="store_true",
@@ -59,7 +60,19 @@ def parse_args():
                         help="only the scaling across hosts: deploys to 1, 3 and 6 VPS containers (bench/README.md)")
     parser.add_argument("--fleet-sizes", default="1,3,6", help="host counts for --fleet")
     parser.add_argument("--fleet-modes", default="rolling,parallel", help="rolling (default serial), parallel (100 %%)")
+    parser.add_argument("--app", metavar="PATH",
+                        help="a checkout of the real Lernmanager: its school, pages, upload and ceiling (bench/README.md)")
+    parser.add_argument("--render", metavar="JSON",
+                        help="only print the Markdown report of an earlier run's results (bench/out/results-*.json)")
+    parser.add_argument("--soak", type=int, default=0, metavar="SECONDS",
+                        help="with --app: the dashboard load for this long, memory sampled (600: the issue's soak)")
     args = parser.parse_args()
+    if args.app:
+        args.app = realapp.check_checkout(args.app)
+        if args.storm_only or args.backups or args.fleet:
+            parser.error("--app measures the real app's workloads; --storm-only, --backups and --fleet use the stand-in")
+    elif args.soak:
+        parser.error("--soak needs --app")
     args.fleet_sizes = [int(n) for n in args.fleet_sizes.split(",")]
     args.fleet_modes = args.fleet_modes.split(",")
     quick = args.quick
@@ -174,13 +187,18 @@ class Bench:
             "storm_only": self.args.storm_only,
             "backups_only": self.args.backups,
             "fleet_only": self.args.fleet,
+            "real_app": bool(self.args.app),
         }
         self.work.mkdir(parents=True, exist_ok=True)
         src = self.src = self.work / "src"
         self.results["meta"]["source"] = stacks.snapshot(src)
-        for version in ("v1", "v2"):
-            run([sys.executable, str(src / "tests/fixtures/build_app.py"), version,
-                 str(self.work / f"app-{version}")])
+        if self.args.app:
+            self.results["meta"]["app"] = realapp.copy_checkout(self.args.app, self.work / "app-v1")
+            realapp.code_only_copy(self.work / "app-v1", self.work / "app-v2")
+        else:
+            for version in ("v1", "v2"):
+                run([sys.executable, str(src / "tests/fixtures/build_app.py"), version,
+                     str(self.work / f"app-{version}")])
         if self.args.fleet:
             return  # the fleet's containers are its own (benchlib/fleet.py)
         self.log(f"starting {containers.VPS} and {containers.LOAD} ({self.image})")
@@ -315,13 +333,14 @@ class Bench:
         OUT.mkdir(parents=True, exist_ok=True)
         stacks_measured = not (self.args.backups or self.args.fleet)
         if stacks_measured:
-            self.results["targets"] = self.section("targets", report.targets, self.results) or []
+            targets = report_real.targets if self.args.app else report.targets
+            self.results["targets"] = self.section("targets", targets, self.results) or []
         # The raw numbers first: a bug in the rendering must not lose a 20-minute run.
         json_path = OUT / f"results-{self.timestamp}.json"
         json_path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
-        text = report.markdown(self.results)
+        text = (report_real.markdown if self.args.app else report.markdown)(self.results)
         chart_path = OUT / f"chart-{self.timestamp}.png"
-        if stacks_measured:
+        if stacks_measured and not self.args.app:
             self.section("chart", report.chart, self.results, chart_path)
         results_md = BENCH / "RESULTS.md"
         if not results_md.exists():
@@ -330,21 +349,25 @@ class Bench:
         with results_md.open("a") as handle:
             handle.write(text + "\n")
         print(text)
-        print(f"JSON: {json_path}\nChart: {chart_path}\nAppended to: {results_md}")
+        print(f"JSON: {json_path}" + (f"\nChart: {chart_path}" if chart_path.exists() else "")
+              + f"\nAppended to: {results_md}")
 
     def main(self):
         try:
             self.setup()
             if self.args.fleet:
                 fleet.measure(self, self.args.fleet_sizes, self.args.fleet_modes)
+            elif self.args.app:
+                realapp.RealApp(self).measure(self.work / "app-v1", self.work / "app-v2")
             elif self.args.backups:
                 self.backups()
             else:
                 self.role_stack()
                 if not self.args.storm_only:
                     self.section("(c) cold start", self.cold_start)
-                    self.section("(c) sizing sweep", self.sweep)
-                    self.section("(c) recycling", self.recycling)
+                    if not self.args.no_sizing:
+                        self.section("(c) sizing sweep", self.sweep)
+                        self.section("(c) recycling", self.recycling)
                     self.section("(c) code-only release", self.code_release)
                 self.section("(a)/(b) upstream stacks", self.upstream_stacks)
         except BaseException as exc:
@@ -366,8 +389,20 @@ class Bench:
         return 0
 
 
+def render(path):
+    """The report of an earlier run, with the current report code (its targets judged again)."""
+    results = json.loads(pathlib.Path(path).read_text())
+    kind = report_real if results["meta"].get("real_app") else report
+    if not (results["meta"].get("backups_only") or results["meta"].get("fleet_only")):
+        results["targets"] = kind.targets(results)
+    print(kind.markdown(results))
+    return 0
+
+
 def main():
     args = parse_args()
+    if args.render:
+        return render(args.render)
     # Same as the Makefile: the repository's ansible.cfg finds the role and the collection.
     os.chdir(REPO)
     os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))

@@ -1,10 +1,14 @@
 """Shared paths and small helpers for the fast tests (no containers)."""
 
+import contextlib
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import yaml
 
@@ -140,3 +144,40 @@ def run_module_in_process(name, args, check=False):
     outcome = json.loads(output.getvalue())
     outcome["_failed"] = outcome.get("failed") is True
     return outcome
+
+
+SERVE_STANDIN = """
+import sys
+from werkzeug.serving import make_server
+from app import app, init_app
+init_app()
+make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
+"""
+
+
+@contextlib.contextmanager
+def served_standin(build_dir):
+    """The stand-in app (v1, built into BUILD_DIR/app with its own database) served for real by
+    werkzeug on a free port of 127.0.0.1; yields its base URL."""
+    app_dir = pathlib.Path(build_dir) / "app"
+    subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "build_app.py"), "v1", str(app_dir)],
+                   check=True, capture_output=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(app_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    server = subprocess.Popen([sys.executable, "-c", SERVE_STANDIN, str(port)], cwd=app_dir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/login", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

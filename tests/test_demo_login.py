@@ -2,48 +2,20 @@
 on 127.0.0.1, its own database in a temporary build): it logs in with the right password, and
 says why when the password is wrong or the page is not a login page."""
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, served_standin
 
 DEMO_LOGIN = REPO / "scripts" / "demo_login.py"
-SERVE = """
-import sys
-from werkzeug.serving import make_server
-from app import app, init_app
-init_app()
-make_server("127.0.0.1", int(sys.argv[1]), app).serve_forever()
-"""
 
 
 @pytest.fixture(scope="module")
 def standin_url(tmp_path_factory):
-    app_dir = tmp_path_factory.mktemp("demo-login") / "app"
-    subprocess.run([sys.executable, str(REPO / "tests" / "fixtures" / "build_app.py"), "v1", str(app_dir)],
-                   check=True, capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(app_dir), "PYTHONDONTWRITEBYTECODE": "1"}
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=app_dir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/login", timeout=2).close()
-            break
-        except OSError:
-            assert server.poll() is None, server.stderr.read().decode()
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with served_standin(tmp_path_factory.mktemp("demo-login")) as url:
+        yield url
 
 
 def demo_login(url, password, tmp_path):

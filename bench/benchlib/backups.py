@@ -14,9 +14,9 @@ check that every row count (page views: at least as many) and upload came back.
 """
 
 import json
-import re
 import time
 
+from . import stacks
 from .containers import VPS, copy_in, exec_sh
 
 DATA = "/usr/local/lib/bench_backup_data.py"
@@ -76,21 +76,11 @@ def dump_seconds():
     return {"seconds": round(time.monotonic() - start, 1), "bytes": size}
 
 
-def task_times(log_path):
-    """profile_tasks' summary lines: 'role : Task name ----- 12.34s'."""
-    times = {}
-    for line in open(log_path, encoding="utf-8", errors="replace"):
-        match = re.match(r"^(?:.* : )?(.+?) -{3,} (\d+\.\d+)s\s*$", line.rstrip())
-        if match:
-            times[match.group(1).strip()] = times.get(match.group(1).strip(), 0) + float(match.group(2))
-    return times
-
-
 def restore(ansible, name):
     run = ansible.playbook("playbooks/restore.yml", name, {"lernmanager_restore_overwrite": "true"},
                            env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
                                 "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"})
-    times = task_times(run["log"])
+    times = stacks.task_times(run["log"])
     result = {"seconds": run["seconds"]}
     for key, task in RESTORE_TASKS.items():
         if task:

@@ -14,7 +14,8 @@ import time
 
 VPS = "lm-bench-vps"
 LOAD = "lm-bench-load"
-NAMES = (LOAD, VPS)  # the load container lives in the VPS's namespace: remove it first
+NAMES = (LOAD, VPS)
+PROBE = "/root/bench-probe.py"  # files/probe.py in the VPS  # the load container lives in the VPS's namespace: remove it first
 
 SYSTEMD_FLAGS = [
     "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "--cgroupns=host",

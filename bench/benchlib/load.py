@@ -16,22 +16,34 @@ WORKLOADS = {
 }
 
 
-def wrk(url, seconds, connections=30, warmup=2):
+def wrk(url, seconds, connections=30, warmup=2, sessions=None, upload=None):
     """One bounded wrk run (after a discarded warm-up), returned as numbers.
 
-    One wrk thread: the load container has a single core, and more threads on it would only
-    compete with each other. --timeout 5s: a request slower than that counts as failed.
+    Anonymous (the default): one wrk thread, as the load container has a single core and more
+    threads on it would only compete with each other. With SESSIONS (a file in the load container,
+    files/sessions.py's lines): one thread per connection, each a logged-in browser of its own
+    (files/sessions.lua); with UPLOAD (a file there too) each request POSTs it as a form upload.
+    --timeout 5s: a request slower than that counts as failed.
     """
-    base = ["docker", "exec", LOAD, "wrk", "-t1", f"-c{connections}", "--timeout", "5s",
-            "--latency", "-s", "/bench/report.lua", "-H", f"Host: {HOST}",
-            "-H", f"Accept-Encoding: {ACCEPT}"]
+    base = ["docker", "exec"]
+    threads, script = 1, "/bench/report.lua"
+    if sessions:
+        threads, script = connections, "/bench/sessions.lua"
+        base += ["-e", f"WRK_SESSIONS={sessions}", "-e", f"WRK_UPLOAD={upload or ''}"]
+    base += [LOAD, "wrk", f"-t{threads}", f"-c{connections}", "--timeout", "5s",
+             "--latency", "-s", script, "-H", f"Host: {HOST}", "-H", f"Accept-Encoding: {ACCEPT}"]
     if warmup:
         # Warm-up: fills connection pools, page cache and lazily imported code paths.
         run(base + [f"-d{warmup}s", url], timeout=warmup + 60)
     out = run(base + [f"-d{seconds}s", url], timeout=seconds + 60).stdout
+    return summary(out, url, connections)
+
+
+def summary(out, url, connections):
+    """The numbers of one run from its BENCH_JSON line (files/report.lua, or sessions.py logins)."""
     line = next((l for l in out.splitlines() if l.startswith("BENCH_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk printed no summary for {url}:\n{out}")
+        raise RuntimeError(f"no summary for {url}:\n{out}")
     raw = json.loads(line.split(" ", 1)[1])
     seconds_run = raw["duration_us"] / 1e6
     socket_errors = raw["err_connect"] + raw["err_read"] + raw["err_write"] + raw["err_timeout"]
@@ -56,11 +68,24 @@ def wrk(url, seconds, connections=30, warmup=2):
     }
 
 
-def response_size(url, accept=ACCEPT):
+def logins(url, seconds, accounts, connections=30, warmup=2):
+    """Sustained login POSTs by CONNECTIONS browsers (files/sessions.py logins): wrk cannot
+    fetch the fresh CSRF token each login needs. ACCOUNTS is a file in the load container."""
+    base = ["docker", "exec", LOAD, "python3", "/bench/sessions.py", "logins", "--base", url,
+            "--host-header", HOST, "--accounts", accounts, "--clients", str(connections)]
+    if warmup:
+        run(base + ["--seconds", str(warmup)], timeout=warmup + 90)
+    out = run(base + ["--seconds", str(seconds)], timeout=seconds + 90).stdout
+    return summary(out, url + "/login", connections)
+
+
+def response_size(url, accept=ACCEPT, cookie=None):
     """Body bytes of one response as sent (curl does not decode without --compressed),
-    its Content-Encoding and status."""
+    its Content-Encoding and status; with COOKIE, a logged-in browser's."""
     argv = ["docker", "exec", LOAD, "curl", "-s", "-o", "/dev/null", "-D", "-",
             "-w", "BENCH %{size_download} %{http_code}", "-H", f"Host: {HOST}"]
+    if cookie:
+        argv += ["-H", f"Cookie: {cookie}"]
     if accept:
         argv += ["-H", f"Accept-Encoding: {accept}"]
     out = run(argv + [url]).stdout

@@ -117,20 +117,7 @@ def markdown(results):
     lines = [f"## Run {meta['timestamp']}{kind}", ""]
     if meta.get("fleet_only"):
         return "\n".join(lines + fleet_markdown(results) + not_measured(results))
-    lines += [
-        f"- Machine: `{meta['host']['uname']}`",
-        f"- nproc {meta['host']['nproc']}, CPU: {meta['host']['cpu_model']}; load average at start "
-        f"{' '.join(meta['host']['loadavg_at_start'])}",
-        f"- Other containers running at start: {len(meta['host']['other_containers_at_start'])} "
-        f"({', '.join(meta['host']['other_containers_at_start']) or 'none'})",
-        f"- VPS: `{meta['image']}`, 1 CPU (cpuset 0), 1 GB, no swap; load: {meta['wrk']} on core 1 "
-        f"in the VPS's network namespace; {meta['connections']} connections, {meta['warmup_s']} s "
-        f"warm-up + {meta['duration_s']} s per workload; `Accept-Encoding: gzip, br`",
-        f"- Role deployed from a snapshot of the working tree at {meta.get('source', {}).get('commit', '?')} "
-        f"with {meta.get('source', {}).get('uncommitted_files', '?')} uncommitted file(s) outside bench/; "
-        f"gunicorn as sized by the role's defaults: {results.get('defaults', {})}",
-        "",
-    ]
+    lines += header(results)
     if meta.get("backups_only"):
         return "\n".join(lines + backups_markdown(results) + not_measured(results))
     lines += [
@@ -168,50 +155,7 @@ def markdown(results):
             cells.append(_fmt(_ratio(c["p99_ms"], o["p99_ms"] if o else None), 2, "×"))
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
 
-    lines += ["", "### Memory (MiB)", "",
-              "| stack | app processes | app PSS idle | app PSS after load | nginx PSS after load | "
-              "container working set idle → after | container usage incl. cache after |",
-              "|---|---:|---:|---:|---:|---|---:|"]
-    for stack in "ac":
-        mem = results["stacks"].get(stack, {}).get("memory")
-        if not mem:
-            continue
-        idle, after = mem.get("idle") or {}, mem.get("after_load") or {}
-        lines.append(
-            f"| {STACKS[stack]} | {after.get('app_processes', 'n/a')} | {_fmt(idle.get('app_pss_mib'))} | "
-            f"{_fmt(after.get('app_pss_mib'))} | {_fmt(after.get('nginx_pss_mib'))} | "
-            f"{_fmt(idle.get('container_working_set_mib'), 0)} → {_fmt(after.get('container_working_set_mib'), 0)} | "
-            f"{_fmt(after.get('container_usage_mib'), 0)} |")
-    lines.append("")
-    lines.append("(a)'s row is measured after the (a) and (b) loads (one waitress serves both).")
-
-    cold = results.get("cold_start")
-    if cold:
-        lines += ["", "### Cold start of (c): restart → first 200 on /login (through nginx), medians in s", "",
-                  "systemctl stop and start are timed apart: the stop is gunicorn's graceful shutdown, "
-                  "the start → 200 part is where the bytecode matters.", "",
-                  "| bytecode | restart → 200 | stop | start → 200 | all restarts → 200 |",
-                  "|---|---:|---:|---:|---|"]
-        for variant, label in (("precompiled", "precompiled prefix (as deployed)"),
-                               ("empty_prefix", "empty prefix")):
-            lines.append(
-                f"| {label} | {_fmt(cold_median(cold, variant, 'total_s'), 3)} | "
-                f"{_fmt(cold_median(cold, variant, 'stop_s'), 3)} | "
-                f"{_fmt(cold_median(cold, variant, 'start_to_200_s'), 3)} | "
-                + ", ".join(f"{r['total_s']:.3f}" for r in cold.get(variant, [])) + " |")
-        lines.append(
-            f"| ratio | {_fmt(_ratio(cold_median(cold, 'precompiled', 'total_s'), cold_median(cold, 'empty_prefix', 'total_s')), 2, '×')} | | "
-            f"{_fmt(_ratio(cold_median(cold, 'precompiled', 'start_to_200_s'), cold_median(cold, 'empty_prefix', 'start_to_200_s')), 2, '×')} | |")
-
-    deploy = results.get("deploy") or {}
-    if deploy:
-        lines += ["", "### Deploy times of (c)", "", "| run | seconds | changed |", "|---|---:|---:|"]
-        for key, label in (("fresh", "fresh converge (v1; warm apt/pip caches of the test bed)"),
-                           ("noop", "no-op re-run"), ("code_only", "code-only release v2 (venv reused)")):
-            if key in deploy:
-                lines.append(f"| {label} | {deploy[key]['seconds']} | {deploy[key]['changed']} |")
-        if "upstream_install_s" in deploy:
-            lines.append(f"| for comparison: installing (a) by hand (venv + pip) | {deploy['upstream_install_s']} | |")
+    lines += memory_lines(results) + cold_start_lines(results) + deploy_lines(results)
 
     if results.get("sweep"):
         lines += ["", "### Sizing sweep of (c): gthread workers × threads", "",
@@ -261,11 +205,100 @@ def markdown(results):
                     f"{statuses}{'; ' if statuses and errors else ''}{f'{errors} without an answer' if errors else ''} | "
                     f"{row.get('killed', '')} | {'yes' if row.get('restarted') else 'no'} |")
 
-    lines += ["", "### Targets of the issue", "", "| target | measured | goal | met |", "|---|---:|---|---|"]
+    lines += target_lines(results)
+    return "\n".join(lines + not_measured(results))
+
+
+def header(results):
+    """The machine, the VPS and the role's snapshot: what every run's report begins with."""
+    meta = results["meta"]
+    return [
+        f"- Machine: `{meta['host']['uname']}`",
+        f"- nproc {meta['host']['nproc']}, CPU: {meta['host']['cpu_model']}; load average at start "
+        f"{' '.join(meta['host']['loadavg_at_start'])}",
+        f"- Other containers running at start: {len(meta['host']['other_containers_at_start'])} "
+        f"({', '.join(meta['host']['other_containers_at_start']) or 'none'})",
+        f"- VPS: `{meta['image']}`, 1 CPU (cpuset 0), 1 GB, no swap; load: {meta['wrk']} on core 1 "
+        f"in the VPS's network namespace; {meta['connections']} connections, {meta['warmup_s']} s "
+        f"warm-up + {meta['duration_s']} s per workload; `Accept-Encoding: gzip, br`",
+        f"- Role deployed from a snapshot of the working tree at {meta.get('source', {}).get('commit', '?')} "
+        f"with {meta.get('source', {}).get('uncommitted_files', '?')} uncommitted file(s) outside bench/; "
+        f"gunicorn as sized by the role's defaults: {results.get('defaults', {})}",
+        "",
+    ]
+
+
+def memory_lines(results, note="(a)'s row is measured after the (a) and (b) loads (one waitress serves both)."):
+    """PSS of the app and nginx per stack, idle and after the load."""
+    lines = ["", "### Memory (MiB)", "",
+              "| stack | app processes | app PSS idle | app PSS after load | nginx PSS after load | "
+              "container working set idle → after | container usage incl. cache after |",
+              "|---|---:|---:|---:|---:|---|---:|"]
+    for stack in "ac":
+        mem = results["stacks"].get(stack, {}).get("memory")
+        if not mem:
+            continue
+        idle, after = mem.get("idle") or {}, mem.get("after_load") or {}
+        lines.append(
+            f"| {STACKS[stack]} | {after.get('app_processes', 'n/a')} | {_fmt(idle.get('app_pss_mib'))} | "
+            f"{_fmt(after.get('app_pss_mib'))} | {_fmt(after.get('nginx_pss_mib'))} | "
+            f"{_fmt(idle.get('container_working_set_mib'), 0)} → {_fmt(after.get('container_working_set_mib'), 0)} | "
+            f"{_fmt(after.get('container_usage_mib'), 0)} |")
+    return lines + ["", note]
+
+
+def cold_start_lines(results):
+    """(c)'s restarts → first 200, with the deployed bytecode and with an empty prefix."""
+    lines = []
+    cold = results.get("cold_start")
+    if cold:
+        lines += ["", "### Cold start of (c): restart → first 200 on /login (through nginx), medians in s", "",
+                  "systemctl stop and start are timed apart: the stop is gunicorn's graceful shutdown, "
+                  "the start → 200 part is where the bytecode matters.", "",
+                  "| bytecode | restart → 200 | stop | start → 200 | all restarts → 200 |",
+                  "|---|---:|---:|---:|---|"]
+        for variant, label in (("precompiled", "precompiled prefix (as deployed)"),
+                               ("empty_prefix", "empty prefix")):
+            lines.append(
+                f"| {label} | {_fmt(cold_median(cold, variant, 'total_s'), 3)} | "
+                f"{_fmt(cold_median(cold, variant, 'stop_s'), 3)} | "
+                f"{_fmt(cold_median(cold, variant, 'start_to_200_s'), 3)} | "
+                + ", ".join(f"{r['total_s']:.3f}" for r in cold.get(variant, [])) + " |")
+        lines.append(
+            f"| ratio | {_fmt(_ratio(cold_median(cold, 'precompiled', 'total_s'), cold_median(cold, 'empty_prefix', 'total_s')), 2, '×')} | | "
+            f"{_fmt(_ratio(cold_median(cold, 'precompiled', 'start_to_200_s'), cold_median(cold, 'empty_prefix', 'start_to_200_s')), 2, '×')} | |")
+    return lines
+
+
+def deploy_lines(results):
+    """(c)'s deploy times, and (a)'s install for comparison."""
+    lines = []
+    deploy = results.get("deploy") or {}
+    if deploy:
+        lines += ["", "### Deploy times of (c)", "", "| run | seconds | changed |", "|---|---:|---:|"]
+        for key, label in (("fresh", "fresh converge (v1; warm apt/pip caches of the test bed)"),
+                           ("noop", "no-op re-run"), ("code_only", "code-only release v2 (venv reused)")):
+            if key in deploy:
+                lines.append(f"| {label} | {deploy[key]['seconds']} | {deploy[key]['changed']} |")
+        if "upstream_install_s" in deploy:
+            lines.append(f"| for comparison: installing (a) by hand (venv + pip) | {deploy['upstream_install_s']} | |")
+    for key, label in (("noop", "no-op re-run"), ("code_only", "code-only release")):
+        slowest = (deploy.get(key) or {}).get("slowest")
+        if slowest:
+            lines += ["", f"The 10 slowest tasks of the {label} (profile_tasks; all tasks together "
+                          f"{deploy[key]['tasks_s']} s of {deploy[key]['seconds']} s):", "",
+                      "| task | s |", "|---|---:|"]
+            lines += [f"| {task} | {seconds:.2f} |" for task, seconds in slowest]
+    return lines
+
+
+def target_lines(results):
+    """The targets of the issue with what was measured."""
+    lines = ["", "### Targets of the issue", "", "| target | measured | goal | met |", "|---|---:|---|---|"]
     for t in results.get("targets", []):
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['target']} | {t['measured']} | {t['goal']} | {met} |")
-    return "\n".join(lines + not_measured(results))
+    return lines
 
 
 def not_measured(results):

@@ -65,7 +65,24 @@ class Ansible:
         return self.playbook("molecule/resources/prepare.yml", "prepare")
 
     def deploy(self, name, extra_vars=None):
-        return self.playbook("playbooks/deploy.yml", name, extra_vars)
+        """playbooks/deploy.yml, its tasks timed by profile_tasks: the result names the 10 slowest."""
+        result = self.playbook("playbooks/deploy.yml", name, extra_vars, env={
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks,lernmanager.deploy.rollout",
+            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"})
+        times = task_times(result["log"])
+        result["slowest"] = sorted(times.items(), key=lambda item: -item[1])[:10]
+        result["tasks_s"] = round(sum(times.values()), 1)
+        return result
+
+
+def task_times(log_path):
+    """profile_tasks' summary lines: 'role : Task name ----- 12.34s'."""
+    times = {}
+    for line in open(log_path, encoding="utf-8", errors="replace"):
+        match = re.match(r"^(?:.* : )?(.+?) -{3,} (\d+\.\d+)s\s*$", line.rstrip())
+        if match:
+            times[match.group(1).strip()] = times.get(match.group(1).strip(), 0) + float(match.group(2))
+    return times
 
 
 def snapshot(dest):
@@ -107,9 +124,11 @@ def stop_role_stack():
                  " systemctl is-active lernmanager.socket lernmanager.service || true")
 
 
-def deploy_upstream(app_dir):
+def deploy_upstream(app_dir, database=None, database_name=None):
     """Install (a) the way upstream's instructions do: code dir, venv with pip from
-    requirements.txt, .env with SECRET_KEY, its systemd unit. Returns the seconds it took."""
+    requirements.txt, .env with SECRET_KEY, its systemd unit. Returns the seconds it took.
+    DATABASE (a file in the VPS) becomes data/DATABASE_NAME before the first start: the same
+    data as (c) had."""
     start = time.monotonic()
     exec_sh(VPS, "rm -rf /opt/upstream && mkdir -p /opt/upstream")
     copy_in(VPS, f"{app_dir}/.", "/opt/upstream")
@@ -126,6 +145,8 @@ def deploy_upstream(app_dir):
         python3 -m venv venv
         venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
     """, timeout=1200)
+    if database:
+        exec_sh(VPS, f"install -o lernmanager -g lernmanager -m 0640 {database} /opt/upstream/data/{database_name}")
     copy_in(VPS, FILES / "lernmanager-upstream.service",
             "/etc/systemd/system/lernmanager-upstream.service")
     exec_sh(VPS, "systemctl daemon-reload && systemctl enable --now lernmanager-upstream.service"

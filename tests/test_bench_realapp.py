@@ -1,0 +1,169 @@
+"""The fast pieces of the real-app benchmark (`make bench BENCH_ARGS="--app PATH"`): the browsers of
+bench/files/sessions.py against the stand-in served for real, the checkout it accepts and copies,
+and the report's ceiling column and targets from known numbers. The runs themselves take the
+containers and the real app: they are in `make bench`, not here."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, served_standin
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import load, realapp, report_real  # noqa: E402  (bench/ is not a package of the tests)
+
+SESSIONS = REPO / "bench" / "files" / "sessions.py"
+
+
+@pytest.fixture(scope="module")
+def standin_url(tmp_path_factory):
+    with served_standin(tmp_path_factory.mktemp("sessions")) as url:
+        yield url
+
+
+def sessions(tmp_path, *args, accounts):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps(accounts))
+    return subprocess.run([sys.executable, str(SESSIONS), *args, "--accounts", str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cookies_gives_each_account_a_logged_in_session_with_its_form_token(standin_url, tmp_path):
+    accounts = [{"username": "admin", "password": "admin", "path": f"/dashboard?n={n}"} for n in range(3)]
+    run = sessions(tmp_path, "cookies", "--base", standin_url, "--form-page", "/dashboard", accounts=accounts)
+    assert run.returncode == 0, run.stderr
+    lines = [line.split("\t") for line in run.stdout.splitlines()]
+    assert [path for _, _, path in lines] == ["/dashboard?n=0", "/dashboard?n=1", "/dashboard?n=2"]
+    assert len({cookie for cookie, _, _ in lines}) == 3, "one session per account"
+    assert all(cookie.startswith("session=") and len(token) > 20 for cookie, token, _ in lines)
+    # The session is a logged-in one: the dashboard answers it, where an anonymous browser is sent away.
+    import urllib.request  # pylint: disable=import-outside-toplevel
+    request = urllib.request.Request(standin_url + "/dashboard", headers={"Cookie": lines[0][0]})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200 and answer.url.endswith("/dashboard")
+
+
+def test_cookies_fails_with_the_reason_on_a_wrong_password(standin_url, tmp_path):
+    run = sessions(tmp_path, "cookies", "--base", standin_url,
+                   accounts=[{"username": "admin", "password": "wrong"}])
+    assert run.returncode == 1
+    assert run.stderr.strip() == "sessions: admin could not log in: POST /login -> 401 (wrong password?)"
+
+
+def test_logins_counts_logins_and_failed_ones_in_wrks_shape(standin_url, tmp_path):
+    accounts = [{"username": "admin", "password": "admin"}, {"username": "admin", "password": "wrong"}]
+    run = sessions(tmp_path, "logins", "--base", standin_url, "--seconds", "2", "--clients", "4", accounts=accounts)
+    assert run.returncode == 0, run.stderr
+    result = load.summary(run.stdout, standin_url + "/login", 4)
+    # Clients 0 and 2 use the right password, 1 and 3 the wrong one: half the logins fail.
+    assert result["requests"] >= 8 and result["failed_socket"] == 0, result
+    assert result["failed_status"] * 2 == pytest.approx(result["requests"], rel=0.35), result
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_a_directory_that_is_not_the_app_is_refused_by_name(tmp_path):
+    (tmp_path / "app.py").write_text("")
+    with pytest.raises(SystemExit, match=r"is not a checkout of Lernmanager \(missing: models.py, config.py, "
+                                         r"requirements.txt, static\)"):
+        realapp.check_checkout(tmp_path)
+
+
+def test_the_checkout_is_copied_without_ignored_files_and_v2_changes_one_line(tmp_path):
+    app = tmp_path / "lernmanager"
+    (app / "static").mkdir(parents=True)
+    for name in ("app.py", "models.py", "config.py", "requirements.txt", "static/style.css", ".gitignore"):
+        (app / name).write_text("venv/\ndata/\n" if name == ".gitignore" else f"# {name}\n")
+    (app / "venv").mkdir()
+    (app / "venv" / "python").write_text("not the app")
+    (app / "data").mkdir()
+    (app / "data" / "school.db").write_text("a school's data")
+    git = ["git", "-C", str(app), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "app"], check=True)
+    (app / "untracked.py").write_text("# new\n")
+    described = realapp.copy_checkout(realapp.check_checkout(app), tmp_path / "v1")
+    copied = sorted(str(p.relative_to(tmp_path / "v1")) for p in (tmp_path / "v1").rglob("*") if p.is_file())
+    assert copied == [".gitignore", "app.py", "config.py", "models.py", "requirements.txt", "static/style.css",
+                      "untracked.py"]
+    assert described["uncommitted_files"] == 1 and len(described["commit"]) >= 7
+    realapp.code_only_copy(tmp_path / "v1", tmp_path / "v2")
+    assert (tmp_path / "v2" / "app.py").read_text() == "# app.py\n\n# bench: a code-only release\n"
+    assert (tmp_path / "v2" / "models.py").read_text() == "# models.py\n"
+
+
+def workload(rps, p99, **extra):
+    return {"rps": rps, "p50_ms": p99 / 2, "p99_ms": p99, "failed": 0, "requests": int(rps * 10),
+            "host_loadavg_1m": 1.0, **extra}
+
+
+RESULTS = {
+    "meta": {"timestamp": "20261204-080000", "quick": False, "wrk": "wrk debian/4.1.0", "image": "debian:12",
+             "connections": 30, "warmup_s": 2, "duration_s": 10,
+             "host": {"uname": "Linux", "nproc": 2, "cpu_model": "cpu", "loadavg_at_start": ["0.1"] * 3,
+                      "other_containers_at_start": []},
+             "source": {"commit": "abc1234", "uncommitted_files": 0},
+             "real_app": True, "app": {"path": "/work/lm", "commit": "95a775d", "uncommitted_files": 0}},
+    "school": {"classes": 12, "pupils": 300, "topics": 8, "seconds": 40.0, "database_bytes": 483328},
+    "stacks": {"c": {"workloads": {"dashboard": workload(80.0, 400.0), "class": workload(40.0, 900.0),
+                                   "upload": workload(50.0, 700.0, stored=510)},
+                     "memory": {"after_load": {"app_pss_mib": 120.0}}},
+               "b": {"workloads": {"dashboard": workload(70.0, 500.0), "class": workload(45.0, 800.0)}}},
+    "ceiling": {"workloads": {"dashboard": {"rps": 100.0, "p50_ms": 8.0, "p99_ms": 20.0, "failures": 0},
+                              "class": {"rps": 80.0, "p50_ms": 10.0, "p99_ms": 30.0, "failures": 0}}},
+    "one_at_a_time": {"workloads": {"dashboard": {"rps": 60.0, "p50_ms": 12.0, "p99_ms": 25.0, "failures": 0}}},
+    "deploy": {}, "errors": [],
+}
+
+
+def test_targets_judge_the_ceiling_share_and_the_p99_against_upstream_with_nginx():
+    targets = {t["target"]: t for t in report_real.targets(RESULTS)}
+    dashboard, overview = "pupil's dashboard", "teacher's class overview"
+    assert targets[f"{dashboard}: req/s (c) ÷ in-process ceiling"]["measured"] == "0.80×"
+    assert targets[f"{dashboard}: req/s (c) ÷ in-process ceiling"]["met"] is True
+    assert targets[f"{overview}: req/s (c) ÷ in-process ceiling"]["measured"] == "0.50×"
+    assert targets[f"{overview}: req/s (c) ÷ in-process ceiling"]["met"] is False
+    assert targets[f"{dashboard}: p99 (c) ÷ p99 (b)"]["met"] is True
+    assert targets[f"{overview}: p99 (c) ÷ p99 (b)"]["measured"] == "1.12×"
+    assert targets["app PSS (c) after the load, MiB"]["met"] is True
+    # What the run did not measure is said so, never passed.
+    assert targets["processes the kernel killed in the soak"] == {
+        "target": "processes the kernel killed in the soak", "measured": "not measured", "value": None,
+        "goal": "0", "met": None}
+
+
+def test_the_report_puts_each_stack_beside_the_ceiling():
+    results = {**RESULTS, "targets": report_real.targets(RESULTS)}
+    text = report_real.markdown(results)
+    assert "## Run 20261204-080000: the real Lernmanager" in text
+    assert "- The app: /work/lm at 95a775d" in text
+    assert "12 classes, 300 pupils, 8 topics; made in 40.0 s, a 472 KiB database" in text
+    assert "| pupil's dashboard | (c) role: nginx → gunicorn | 80 | 200.00 | 400.00 | 0 |  |  | 0.80× | 1.0 |" in text
+    assert ("| pupil's dashboard | in-process ceiling (WSGI, 1 core, 30 threads) | 100 | 8.00 | 20.00 | 0 | | | "
+            "1.00× | |") in text
+    assert "| pupil's dashboard | in-process, one request at a time | 60 | 12.00 | 25.00 | 0 | | | 0.60× | |" in text
+    assert "| 200 KB upload | (c) role: nginx → gunicorn | 50 | 350.00 | 700.00 | 0 (510 stored of 500) |" in text
+    assert "| teacher's class overview: req/s (c) ÷ in-process ceiling | 0.50× | >= 0.6 | **no** |" in text
+
+
+def test_spread_puts_the_runs_side_by_side_with_max_minus_min_over_mean():
+    import copy  # pylint: disable=import-outside-toplevel
+    import spread  # pylint: disable=import-outside-toplevel  (bench/spread.py)
+    second = copy.deepcopy(RESULTS)
+    second["meta"]["timestamp"] = "20261204-090000"
+    second["stacks"]["c"]["workloads"]["dashboard"]["rps"] = 120.0
+    second["ceiling"]["workloads"]["dashboard"]["rps"] = 100.0
+    text = spread.markdown([RESULTS, second])
+    assert text.startswith("## Spread of 2 runs on the real Lernmanager: 20261204-080000, 20261204-090000\n")
+    # 80 and 120 req/s: mean 100, spread 40 %; ÷ ceiling 0.80 and 1.20.
+    assert ("| pupil's dashboard | (c) role: nginx → gunicorn | 80 / 120 | 40 % | 400.0 / 400.0 | 0 % | "
+            "0.80 / 1.20 | 40 % |") in text
+    assert "| teacher's class overview | (b) upstream nginx site → waitress | 45 / 45 | 0 % |" in text
+    assert "| cold start of (c) (start → 200), precompiled ÷ empty prefix (medians) | n/a / n/a | n/a |" in text
+    standin = copy.deepcopy(RESULTS)
+    standin["meta"]["real_app"] = False
+    with pytest.raises(SystemExit, match="not of one kind"):
+        spread.markdown([{**RESULTS, "meta": {**RESULTS["meta"], "real_app": True}}, standin])
