@@ -205,7 +205,8 @@ def test_a_planted_uploads_link_stops_the_deploy_before_root_follows_it(host, ca
     host.run(as_service_user(f"mv {uploads} {uploads}.real"))
     host.run(as_service_user(f"ln -s /root/lm-canary-dir {uploads}"))
     try:
-        run = converge({"lernmanager_standin_version": "v2"})
+        # Every step (lernmanager_full_run): the one that would follow the link is the point.
+        run = converge({"lernmanager_standin_version": "v2", "lernmanager_full_run": True})
         assert run.returncode != 0
         assert f"{uploads} is not a directory" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
     finally:

@@ -1,0 +1,247 @@
+#!/usr/bin/python
+# Copyright: the Lernmanager deployment team
+# GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
+"""The host's side of the deploy gate: what the last complete deploy left, and whether it is still so."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: deploy_state
+short_description: Record a complete deploy, or look whether the host is still as it left it
+description:
+  - With O(state=recorded), writes O(path) (root's, mode 0600) with O(record) and a descriptor of every
+    path that O(watch) names (type, mode, owner, group, and a file's SHA-256 or a link's target).
+  - With O(state=read), returns the record and the same descriptors as they are now, the packages
+    of O(packages) that are not installed, the units of O(units) that are not active, and the commit
+    that O(git_repo) has for O(git_version) (C(git ls-remote), without fetching).
+  - The lernmanager.deploy.deploy_gate action compares the two; this module only reads and writes.
+  - Never follows a link; O(watch) names root's places only (the service user's data is not watched).
+version_added: 0.2.0
+author: Lernmanager deployment team (@lernmanager)
+extends_documentation_fragment: [lernmanager.deploy.attributes]
+options:
+  path:
+    description: The record file, in a directory only root can write.
+    type: path
+    required: true
+  state:
+    description: V(read) looks; V(recorded) writes the record.
+    type: str
+    choices: [read, recorded]
+    default: read
+  watch:
+    description:
+      - Glob patterns of the paths a deploy writes. A pattern that ends in C(/) names a directory
+        and everything below it.
+    type: list
+    elements: str
+    default: []
+  record:
+    description: What to record with the descriptors (O(state=recorded)).
+    type: dict
+    default: {}
+  packages:
+    description: Debian packages that must be installed (O(state=read)).
+    type: list
+    elements: str
+    default: []
+  units:
+    description: systemd units that must be active (O(state=read)).
+    type: list
+    elements: str
+    default: []
+  git_repo:
+    description: A repository whose commit for O(git_version) to look up (O(state=read)).
+    type: str
+    default: ""
+  git_version:
+    description: A branch or a tag of O(git_repo).
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: With O(state=read) it only reads; O(state=recorded) reports what it would write.
+"""
+
+EXAMPLES = r"""
+- name: Record the complete deploy
+  lernmanager.deploy.deploy_state:
+    path: /opt/lernmanager/deployed.json
+    state: recorded
+    watch: [/etc/lernmanager/, /etc/nginx/sites-enabled/lernmanager]
+    record: {inputs: 0123abcd, code: g-0123456789abcdef, release: g-0123456789abcdef-89abcdef}
+"""
+
+RETURN = r"""
+stored:
+  description: The record (with its descriptors under C(files)), or C(null) when there is none.
+  type: dict
+  returned: state is read
+files:
+  description: Per watched path, its descriptor now.
+  type: dict
+  returned: always
+packages_missing:
+  description: The packages of O(packages) that are not installed.
+  type: list
+  returned: state is read
+units_inactive:
+  description: The units of O(units) that are not active, each with its state (V(inactive), V(failed), ...).
+  type: dict
+  returned: state is read
+git_commit:
+  description: The commit O(git_repo) has for O(git_version), or C(null) when it names none or cannot be reached.
+  type: str
+  returned: state is read
+"""
+
+import glob
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+GIT_TIMEOUT = 30
+
+
+def describe(path):
+    """A path's descriptor: what a deploy sets (type, mode, owner, content or link target)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    owner = f"{stat.S_IMODE(info.st_mode):o}:{info.st_uid}:{info.st_gid}"
+    if stat.S_ISLNK(info.st_mode):
+        return "link " + os.readlink(path)
+    if stat.S_ISDIR(info.st_mode):
+        return "dir " + owner
+    if not stat.S_ISREG(info.st_mode):
+        return "other " + owner
+    digest = hashlib.sha256()
+    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(handle, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"file {owner} {digest.hexdigest()}"
+
+
+def expand(patterns, record_path):
+    """The paths the patterns name now: a glob's matches, a `dir/` pattern's whole tree (no links followed)."""
+    found = set()
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            top = pattern.rstrip("/")
+            if os.path.isdir(top) and not os.path.islink(top):
+                found.add(top)
+                for root, dirs, files in os.walk(top):
+                    found.update(os.path.join(root, name) for name in dirs + files)
+        else:
+            found.update(glob.glob(pattern))
+    found.discard(record_path)
+    return {path: describe(path) for path in sorted(found)}
+
+
+def read_record(path):
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(handle, encoding="utf-8") as stream:
+        info = os.fstat(stream.fileno())
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            return None  # not root's own record: trust none of it
+        try:
+            return json.load(stream)
+        except ValueError:
+            return None
+
+
+def write_record(path, content):
+    directory = os.path.dirname(path)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".deployed.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(content)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def missing_packages(module, packages):
+    if not packages:
+        return []
+    # One dpkg-query for all; a package dpkg never heard of is not in its output at all.
+    out = module.run_command(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n"] + packages)[1]
+    installed = {line.split()[0].split(":")[0] for line in out.splitlines() if line.split()[1:2] == ["ii"]}
+    return [name for name in packages if name not in installed]
+
+
+def inactive_units(module, units):
+    if not units:
+        return {}
+    states = module.run_command(["systemctl", "is-active"] + units)[1].split()
+    if len(states) != len(units):
+        # systemctl refused the list (a unit name it cannot parse): none of them can be told active.
+        return {unit: "unknown" for unit in units}
+    return {unit: state for unit, state in zip(units, states) if state != "active"}
+
+
+def remote_commit(repo, version):
+    """The commit of branch or tag `version` in `repo`; None when it has none (a commit id) or is unreachable."""
+    if not repo or not version:
+        return None
+    try:
+        run = subprocess.run(["git", "ls-remote", "--", repo, version, version + "^{}"], capture_output=True, text=True,
+                             timeout=GIT_TIMEOUT, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"), check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    refs = dict(reversed(line.split("\t", 1)) for line in run.stdout.splitlines() if "\t" in line)
+    # An annotated tag's commit is its peeled ref (^{}); a branch or a light tag names it directly.
+    for ref in (f"refs/tags/{version}^{{}}", f"refs/tags/{version}", f"refs/heads/{version}", version):
+        if ref in refs:
+            return refs[ref]
+    return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "state": {"type": "str", "choices": ["read", "recorded"], "default": "read"},
+            "watch": {"type": "list", "elements": "str", "default": []},
+            "record": {"type": "dict", "default": {}},
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
+            "git_repo": {"type": "str", "default": ""},
+            "git_version": {"type": "str", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    files = expand(params["watch"], params["path"])
+    if params["state"] == "read":
+        module.exit_json(changed=False, stored=read_record(params["path"]), files=files,
+                         packages_missing=missing_packages(module, params["packages"]),
+                         units_inactive=inactive_units(module, params["units"]),
+                         git_commit=remote_commit(params["git_repo"], params["git_version"]))
+    content = json.dumps(dict(params["record"], files=files), indent=1, sort_keys=True) + "\n"
+    try:
+        with open(params["path"], encoding="utf-8") as stream:
+            changed = stream.read() != content
+    except FileNotFoundError:
+        changed = True
+    if changed and not module.check_mode:
+        write_record(params["path"], content)
+    module.exit_json(changed=changed, files=files)
+
+
+if __name__ == "__main__":
+    main()
