@@ -207,3 +207,70 @@ def test_a_variable_naming_a_controller_file_brings_its_content(tmp_path):
     assert action.named_file(str(tmp_path / "missing.pem")) is None
     assert action.named_file(str(tmp_path)) is None, "a directory is the source path's, hashed as code"
     assert action.named_file("server {\n}") is None and action.named_file(3) is None
+
+
+# --- the action: the lane a deploy takes -------------------------------------------------------
+
+def fingerprint_of(variables, **others):
+    """The gate's fingerprint for these variables (and collection, facts, host, venv period)."""
+    action = gate().ActionModule.__new__(gate().ActionModule)
+    action._templar = type("Templar", (), {"template": staticmethod(lambda value: value)})()
+    action.named_file = lambda value: None
+    args = {"host_facts": others.get("facts", {"python_version": "3.11.2"}), "venv_max_age_days": 30}
+    return action.fingerprint(args, dict(variables, inventory_hostname="vps"))
+
+
+BASE = {"lernmanager_git_version": "v1", "lernmanager_server_name": "a.example", "lernmanager_full_run": False}
+FILES = {"/etc/lernmanager": "dir 755:0:0", "/opt/lernmanager/current": "link releases/g-1"}
+
+
+def record(variables=BASE, code="g-1"):
+    return dict(fingerprint_of(variables), code=code, release="g-1-abc", files=FILES)
+
+
+def now(variables=BASE, code="g-1", **others):
+    return dict(fingerprint_of(variables, **others), code=code)
+
+
+def test_the_same_inputs_code_and_host_have_nothing_to_do():
+    assert gate().decide(record(), now(), {"files": FILES}) == ("none", [])
+    steering = dict(BASE, lernmanager_full_run=True, lernmanager_serial=2)
+    assert gate().decide(record(), now(steering), {"files": FILES}) == ("none", []), "steering variables are no inputs"
+
+
+def test_new_code_or_a_variable_that_chooses_it_takes_the_code_lane():
+    lane, reasons = gate().decide(record(), now(code="g-2"), {"files": FILES})
+    assert lane == "code" and reasons == ["the code changed (g-1 -> g-2)"]
+    lane, reasons = gate().decide(record(), now(dict(BASE, lernmanager_git_version="v2"), code="g-2"), {"files": FILES})
+    assert lane == "code" and reasons[0] == "the inputs changed: lernmanager_git_version"
+    lane, reasons = gate().decide(record(), now(code=""), {"files": FILES})
+    assert lane == "code" and reasons == ["the code to deploy cannot be told without fetching it"]
+
+
+def test_any_other_input_or_a_drifted_host_takes_every_step():
+    changed = dict(BASE, lernmanager_git_version="v2", lernmanager_server_name="b.example")
+    lane, reasons = gate().decide(record(), now(changed, code="g-2"), {"files": FILES})
+    assert lane == "full" and reasons[0] == "the inputs changed: lernmanager_git_version, lernmanager_server_name"
+    lane, reasons = gate().decide(record(), now(facts={"python_version": "3.13.5"}), {"files": FILES})
+    assert (lane, reasons) == ("full", ["the inputs changed: the host facts"])
+    edited = dict(FILES, **{"/etc/lernmanager": "dir 777:0:0"})
+    lane, reasons = gate().decide(record(), now(code="g-2"), {"files": edited})
+    assert lane == "full" and reasons[-1] == "/etc/lernmanager changed", "new code on a drifted host: every step"
+    lane, reasons = gate().decide(record(), now(code="g-2"), {"files": FILES, "units_inactive": {"nginx.service": "failed"}})
+    assert lane == "full" and "unit nginx.service is not active (failed)" in reasons
+    lane, reasons = gate().decide(record(), now(code="g-2"), {"files": FILES, "packages_missing": ["nginx"]})
+    assert lane == "full" and "package nginx is not installed" in reasons
+    assert gate().decide({}, now(), {"files": FILES}) == ("full", ["no record of a complete deploy on the host"])
+
+
+def test_a_record_from_before_the_code_lane_takes_every_step():
+    old = {key: value for key, value in record().items() if key not in ("setup", "parts")}
+    old["inputs"] = "an older fingerprint"
+    lane, reasons = gate().decide(old, now(code="g-2"), {"files": FILES})
+    assert lane == "full" and reasons[0].startswith("the inputs changed (")
+
+
+def test_many_changed_inputs_are_cut_short():
+    many = dict(BASE, **{f"lernmanager_x{n}": n for n in range(8)})
+    lane, reasons = gate().decide(record(), now(many), {"files": FILES})
+    assert lane == "full" and reasons[0].endswith("lernmanager_x4 and 3 more")

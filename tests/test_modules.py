@@ -130,6 +130,66 @@ def test_precompress_writes_reproducible_copies_once(tmp_path):
     assert not run_module_in_process("precompress", {"path": str(tmp_path / "none")})["changed"], "no static/ is no error"
 
 
+# --- release ---------------------------------------------------------------------------------------
+
+@ROOT_ONLY
+def test_release_partial_starts_empty_and_never_follows_a_left_link(tmp_path):
+    outside = tree(tmp_path / "outside", {"keep.txt": "mine"})
+    partial = tmp_path / "releases" / ".g-1.partial"
+    tree(partial, {"half/app.py": "x"})
+    (partial / "link").symlink_to(outside)
+    assert run_module_in_process("release", {"path": str(partial), "state": "partial"}, check=True)["changed"]
+    assert (partial / "half").exists(), "check mode changes nothing"
+    assert run_module_in_process("release", {"path": str(partial), "state": "partial"})["changed"]
+    assert list(partial.iterdir()) == [] and oct(partial.stat().st_mode & 0o7777) == "0o755"
+    assert (outside / "keep.txt").read_text() == "mine"
+    partial.rmdir()
+    partial.symlink_to(outside)
+    run_module_in_process("release", {"path": str(partial), "state": "partial"})
+    assert partial.is_dir() and not partial.is_symlink() and (outside / "keep.txt").exists(), "a link is replaced, not followed"
+
+
+@ROOT_ONLY
+def test_release_finished_is_roots_read_only_linked_precompressed_and_in_place(tmp_path):
+    outside = tree(tmp_path / "outside", {"secret": "x"})
+    os.chown(outside / "secret", 1234, 1234)
+    (outside / "secret").chmod(0o600)
+    partial = tree(tmp_path / "releases" / ".g-1.partial", {
+        "app.py": "app = 1\n", "requirements.txt": "flask\n", "run.sh": "#!/bin/sh\n", "open.txt": "",
+        "data/mbi_tracker.db": "shipped", "instance": "a file", "static/css/site.css": "a { }\n" * 60})
+    (partial / "run.sh").chmod(0o4775)
+    (partial / "open.txt").chmod(0o666)
+    os.chown(partial / "open.txt", 1234, 1234)
+    (partial / "static" / "outside").symlink_to(outside)
+    dest = tmp_path / "releases" / "g-1"
+    args = {"path": str(partial), "dest": str(dest), "state": "finished"}
+
+    result = run_module_in_process("release", args)
+    assert result["changed"] and result["written"] == 1 and not partial.exists()
+    modes = {name: oct((dest / name).stat().st_mode & 0o7777) for name in ("run.sh", "open.txt", "app.py", "static/css")}
+    assert modes == {"run.sh": "0o755", "open.txt": "0o644", "app.py": "0o644", "static/css": "0o755"}
+    assert {(p.lstat().st_uid, p.lstat().st_gid) for p in dest.rglob("*")} | {(dest.stat().st_uid, 0)} == {(0, 0)}
+    assert os.readlink(dest / "data") == "../../shared/data" and os.readlink(dest / "instance") == "../../shared/instance"
+    assert (dest / "static/css/site.css.gz").stat().st_mtime == (dest / "static/css/site.css").stat().st_mtime
+    secret = (outside / "secret").stat()
+    assert (secret.st_uid, oct(secret.st_mode & 0o777)) == (1234, "0o600"), "a link in the release is not followed"
+
+
+def test_release_without_app_files_or_onto_an_existing_one_is_refused(tmp_path):
+    partial = tree(tmp_path / ".g-2.partial", {"app.py": "x", "README.md": "not the app"})
+    (tmp_path / "requirements.txt").write_text("outside")
+    (partial / "requirements.txt").symlink_to(tmp_path / "requirements.txt")
+    args = {"path": str(partial), "dest": str(tmp_path / "g-2"), "state": "finished"}
+    refused = run_module_in_process("release", args)
+    assert refused["_failed"] and "has no requirements.txt: it does not look like Lernmanager" in refused["msg"]
+    assert (partial / "app.py").exists() and not (tmp_path / "g-2").exists(), "nothing moved"
+    (partial / "requirements.txt").unlink()
+    (partial / "requirements.txt").write_text("flask\n")
+    (tmp_path / "g-2").mkdir()
+    refused = run_module_in_process("release", args)
+    assert refused["_failed"] and "exists already" in refused["msg"] and (partial / "app.py").exists()
+
+
 # --- prune_releases ---------------------------------------------------------------------------------
 
 def make_release(root, name, venv, age):

@@ -80,16 +80,17 @@ def targets(results):
         ("recycling cost (default max_requests vs 0, /login)", cost, "<= 5 %", lambda v: v <= 0.05, "%"),
         ("app PSS (c) after load, MiB", pss, "<= 150", lambda v: v <= 150, ""),
     ]
+    return judge(rows)
+
+
+def judge(rows):
+    """Each (target, value, goal, check, unit) row as the report shows it: the value in its unit
+    ("%" a share, "x" a ratio, "n" a count, "" a plain figure), and whether the goal is met (None:
+    not measured)."""
+    formats = {"%": lambda v: f"{v * 100:.1f} %", "x": lambda v: f"{v:.2f}×", "n": str, "": lambda v: f"{v:.1f}"}
     out = []
     for name, value, goal, check, unit in rows:
-        if value is None:
-            shown, met = "not measured", None
-        elif unit == "%":
-            shown, met = f"{value * 100:.1f} %", check(value)
-        elif unit == "x":
-            shown, met = f"{value:.2f}×", check(value)
-        else:
-            shown, met = f"{value:.1f}", check(value)
+        shown, met = ("not measured", None) if value is None else (formats[unit](value), check(value))
         out.append({"target": name, "measured": shown, "value": value, "goal": goal, "met": met})
     return out
 

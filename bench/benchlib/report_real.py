@@ -1,7 +1,7 @@
 """The report of a real-app run (`--app PATH`): its workloads on every stack beside the app's
 in-process ceiling, the memory (and soak), the cold start, the deploys, and the issue's targets."""
 
-from .report import (STACKS, _fmt, _ratio, _wl, cold_median, cold_start_lines, deploy_lines, header,
+from .report import (STACKS, _fmt, _ratio, _wl, cold_median, cold_start_lines, deploy_lines, header, judge,
                      memory_lines, not_measured, target_lines)
 
 WORKLOADS = {
@@ -63,18 +63,7 @@ def targets(results):
         ("processes the kernel killed in the soak", soak.get("oom_kills") if soak else None,
          "0", lambda v: v == 0, "n"),
     ]
-    out = []
-    for name, measured, goal, check, unit in rows:
-        if measured is None:
-            shown, met = "not measured", None
-        elif unit == "x":
-            shown, met = f"{measured:.2f}×", check(measured)
-        elif unit == "n":
-            shown, met = str(measured), check(measured)
-        else:
-            shown, met = f"{measured:.1f}", check(measured)
-        out.append({"target": name, "measured": shown, "value": measured, "goal": goal, "met": met})
-    return out
+    return judge(rows)
 
 
 def workload_lines(results):

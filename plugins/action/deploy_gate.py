@@ -16,6 +16,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lernmanager.deploy.plugins.filter.venv import venv_period
+from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import walk_files
 from ansible_collections.lernmanager.deploy.plugins.modules.content_hash import content_hash
 
 # The collection's root (plugins/action/ is two levels below it): its role and plugins are inputs.
@@ -25,20 +26,31 @@ SHOWN_PATHS = 5
 # Variables that steer the run, not what it leaves on the host: a change of them alone is no reason
 # to take every step (lernmanager_full_run is the reason itself, when true).
 NOT_INPUTS = re.compile(r"lernmanager_(full_run|serial|max_fail_percentage|lock_timeout|status_\w+)$")
+# Variables that only choose the code to deploy and what its venv is built with (and the content
+# of a file one names: the constraints, an archive). When they and the code are all that differ,
+# on a host as the last deploy left it, the deploy takes the code lane: only the steps that build,
+# configure and switch to the release run (see tasks/main.yml).
+CODE_INPUTS = re.compile(
+    r"lernmanager_(source_path|git_repo|git_version|archive_src|archive_checksum|pip_constraints)( \(content\))?$")
+SHOWN_INPUTS = 5
 
 
 def code_hash():
-    """The collection's role and plugins, by relative path and content (not modification times)."""
+    """The collection's role and plugins, by relative path and content (not modification times).
+    Not memoised: each host's task runs in a forked worker, whose cache would die with it."""
     digest = hashlib.sha256()
     for top in CODE_DIRS:
-        for root, dirs, files in os.walk(os.path.join(COLLECTION, top)):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(f for f in files if not f.endswith(".pyc")):
-                path = os.path.join(root, name)
-                digest.update(os.path.relpath(path, COLLECTION).encode() + b"\0")
-                with open(path, "rb") as stream:
-                    digest.update(hashlib.sha256(stream.read()).digest())
+        for path in walk_files(os.path.join(COLLECTION, top), {"__pycache__"}):
+            if path.endswith(".pyc"):
+                continue
+            digest.update(os.path.relpath(path, COLLECTION).encode() + b"\0")
+            with open(path, "rb") as stream:
+                digest.update(hashlib.sha256(stream.read()).digest())
     return digest.hexdigest()
+
+
+def digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def file_hash(path):
@@ -54,6 +66,41 @@ def differences(stored, now):
     if len(lines) > SHOWN_PATHS:
         lines = lines[:SHOWN_PATHS] + [f"and {len(lines) - SHOWN_PATHS} more paths"]
     return lines
+
+
+def changed_inputs(stored_parts, parts):
+    """The names of the inputs that differ (variables, the collection, the host facts...)."""
+    names = sorted(name for name in stored_parts.keys() | parts.keys() if stored_parts.get(name) != parts.get(name))
+    shown = ", ".join(names[:SHOWN_INPUTS])
+    return shown + (f" and {len(names) - SHOWN_INPUTS} more" if len(names) > SHOWN_INPUTS else "")
+
+
+def decide(stored, now, look):
+    """The lane of this deploy and why: "none" (nothing to do), "code" (only the code, or the
+    variables that choose it, differ, on a host as the last complete deploy left it: only the
+    release's steps run) or "full" (every step). stored is the host's record, now the gate's
+    fingerprint and code id, look what deploy_state saw on the host."""
+    reasons = []
+    drift = [f"package {name} is not installed" for name in look.get("packages_missing") or []]
+    drift += [f"unit {unit} is not active ({state})" for unit, state in (look.get("units_inactive") or {}).items()]
+    if not stored:
+        return "full", ["no record of a complete deploy on the host"] + drift
+    drift = differences(stored.get("files") or {}, look.get("files") or {}) + drift
+    if stored.get("inputs") != now["inputs"]:
+        if stored.get("parts"):
+            reasons.append("the inputs changed: " + changed_inputs(stored["parts"], now["parts"]))
+        else:
+            reasons.append("the inputs changed (variables, facts, the collection, or the venv's period)")
+    if not now["code"]:
+        reasons.append("the code to deploy cannot be told without fetching it")
+    elif stored.get("code") != now["code"]:
+        reasons.append(f"the code changed ({stored.get('code')} -> {now['code']})")
+    reasons += drift
+    if not reasons:
+        return "none", []
+    if not drift and stored.get("setup") == now["setup"]:
+        return "code", reasons
+    return "full", reasons
 
 
 class ActionModule(ActionBase):
@@ -90,21 +137,25 @@ class ActionModule(ActionBase):
         return inputs
 
     def fingerprint(self, args, task_vars):
-        parts = {
-            "code": code_hash(),
-            "inputs": self.template_inputs(task_vars),
-            "host": task_vars.get("inventory_hostname"),
-            "facts": args.get("host_facts") or {},
-            "venv_period": venv_period(time.time(), int(args.get("venv_max_age_days") or 0)),
-        }
-        text = json.dumps(parts, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        """Each input's digest (parts), the digest of them all (inputs) and of all but the
+        variables that choose the code (setup)."""
+        parts = {name: digest(value) for name, value in self.template_inputs(task_vars).items()}
+        # Named as the reasons name them (the variables keep their own names).
+        parts.update({
+            "the collection's role and plugins": code_hash(),
+            "the host's name": digest(task_vars.get("inventory_hostname")),
+            "the host facts": digest(args.get("host_facts") or {}),
+            "the venv's period": digest(venv_period(time.time(), int(args.get("venv_max_age_days") or 0))),
+        })
+        setup = {name: value for name, value in parts.items() if not CODE_INPUTS.match(name)}
+        return {"parts": parts, "inputs": digest(parts), "setup": digest(setup)}
 
     def code_id(self, args, git_commit):
         """The code id the deploy would name the release after, or "" when it cannot be told here."""
         source = args.get("source")
         directory = os.path.expanduser(args.get("source_path") or "")
-        if source == "path" and os.path.isdir(directory):
+        if source == "path" and os.path.isfile(os.path.join(directory, "app.py")):
+            # The role takes this id as it is (source/path.yml): the directory is hashed once.
             return "p-" + content_hash(directory)[0][:16]
         if source == "archive" and ":" in (args.get("archive_checksum") or ""):
             return "a-" + args["archive_checksum"].split(":", 1)[1][:16]
@@ -120,8 +171,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = self._task.args
-        result.update(changed=False, passed=False, reasons=[], release="",
-                      inputs=self.fingerprint(args, task_vars))
+        result.update(changed=False, passed=False, lane="full", reasons=[], release="",
+                      **self.fingerprint(args, task_vars))
         probe = {
             "path": args["record_path"],
             "watch": args.get("watch") or [],
@@ -140,19 +191,6 @@ class ActionModule(ActionBase):
         result["code"] = self.code_id(args, look.get("git_commit"))
         stored = look.get("stored") or {}
         result["release"] = stored.get("release", "")
-        reasons = []
-        if not stored:
-            reasons.append("no record of a complete deploy on the host")
-        else:
-            if stored.get("inputs") != result["inputs"]:
-                reasons.append("the inputs changed (variables, facts, the collection, or the venv's period)")
-            if not result["code"]:
-                reasons.append("the code to deploy cannot be told without fetching it")
-            elif stored.get("code") != result["code"]:
-                reasons.append(f"the code changed ({stored.get('code')} -> {result['code']})")
-            reasons += differences(stored.get("files") or {}, look.get("files") or {})
-        reasons += [f"package {name} is not installed" for name in look.get("packages_missing") or []]
-        reasons += [f"unit {unit} is not active ({state})" for unit, state in (look.get("units_inactive") or {}).items()]
-        result["reasons"] = reasons
-        result["passed"] = not reasons
+        result["lane"], result["reasons"] = decide(stored, result, look)
+        result["passed"] = result["lane"] == "none"
         return result

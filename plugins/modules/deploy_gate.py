@@ -18,9 +18,16 @@ description:
     deploy left on the host, and compares. The deploy has nothing to do (C(passed)) only when the
     record exists and the fingerprint, the code (for git, the commit the branch or tag has now,
     from C(git ls-remote)), every watched file, link and directory, the packages and the active
-    units are as recorded. Otherwise C(reasons) says what differs, and the deploy runs every step.
-  - Fails open. Anything it cannot tell (no record, a short commit id, a repository it cannot
-    reach) is a reason to run every step, never to skip one.
+    units are as recorded. Otherwise C(reasons) says what differs (the variables by name).
+  - When only the code differs, or the variables that choose it (C(lernmanager_source_path),
+    C(lernmanager_git_repo), C(lernmanager_git_version), C(lernmanager_archive_src),
+    C(lernmanager_archive_checksum), C(lernmanager_pip_constraints)), on a host whose watched
+    files, packages and units are as recorded, the deploy takes the code lane (C(lane=code)),
+    where only the steps that build and switch to the release run. Anything else differing takes
+    every step (C(lane=full)).
+  - Fails open. No record, or one root does not own, is a reason to run every step; code it cannot
+    tell (a short commit id, a repository it cannot reach) takes the code lane, whose release step
+    finds out what it is.
 version_added: 0.2.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.attributes.read_only]
@@ -89,8 +96,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 passed:
-  description: Whether the deploy has nothing to do.
+  description: Whether the deploy has nothing to do (C(lane=none)).
   type: bool
+  returned: always
+lane:
+  description: V(none) (nothing to do), V(code) (only the code differs) or V(full) (every step).
+  type: str
   returned: always
 reasons:
   description: What differs from the record (empty when C(passed)).
@@ -100,6 +111,14 @@ reasons:
 inputs:
   description: The fingerprint of the inputs, to record after a complete deploy.
   type: str
+  returned: always
+setup:
+  description: The fingerprint of the inputs but the variables that choose the code, to record.
+  type: str
+  returned: always
+parts:
+  description: The digest of each input (variable, C(collection), C(facts), C(host), C(venv_period)), to record.
+  type: dict
   returned: always
 code:
   description: The code id as the deploy names it (C(g-), C(p-) or C(a-) and 16 hex digits), or empty when unknown.

@@ -49,32 +49,10 @@ written:
   returned: always
 """
 
-import gzip
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import walk_files
-
-COMPRESSIBLE = {".css", ".js", ".mjs", ".svg", ".json", ".txt", ".html", ".xml", ".map", ".ico", ".ttf", ".eot"}
-MIN_SIZE = 256
-
-
-def missing_copies(directory, suffixes):
-    """(file, suffix) of every compressible file's copy that does not exist yet."""
-    for path in walk_files(directory):
-        if os.path.splitext(path)[1] not in COMPRESSIBLE or os.path.getsize(path) < MIN_SIZE:
-            continue
-        for suffix in suffixes:
-            if not os.path.exists(path + suffix):
-                yield path, suffix
-
-
-def write_gzip(path):
-    with open(path, "rb") as src, open(path + ".gz", "wb") as raw:
-        # mtime=0: the same file always gives the same bytes.
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as dst:
-            shutil.copyfileobj(src, dst)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.precompress import missing_copies, write_copies
 
 
 def main():
@@ -89,12 +67,7 @@ def main():
     brotli = module.params["brotli"] and module.get_bin_path("brotli", required=not module.check_mode)
     todo = list(missing_copies(directory, [".gz", ".br"] if module.params["brotli"] else [".gz"]))
     if not module.check_mode:
-        for path, suffix in todo:
-            if suffix == ".gz":
-                write_gzip(path)
-            else:
-                module.run_command([brotli, "--best", "--keep", "--output=" + path + ".br", path], check_rc=True)
-            shutil.copystat(path, path + suffix)
+        write_copies(module, todo, brotli)
     module.exit_json(changed=bool(todo), written=len(todo))
 
 

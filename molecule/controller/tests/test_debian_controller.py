@@ -112,6 +112,8 @@ def test_a_code_only_release_goes_live(controller, vps):
                               "-e", f"lernmanager_archive_src={DEPLOY}/patched.tar.gz",
                               "-e", f"lernmanager_archive_checksum=sha256:{checksum}")
     assert rc == 0, output[-3000:]
+    # Only the archive's variables and the code differ: the deploy gate's code lane.
+    assert "Deploying the code only, as the inputs changed: lernmanager_archive_checksum, lernmanager_archive_src" in output
     after = live_release(vps)
     assert after != before and login_status(vps) == "200"
     # The same dependencies: the new release runs in the venv the first one built.

@@ -3,7 +3,7 @@
 
 Usage: make_sources.py OUTDIR
 Writes OUTDIR/lernmanager.git (a bare repository: branch main with tags v1 and v2, the stand-in
-app's two versions) and OUTDIR/lernmanager-v1.tar.gz (v1 under one top directory, as GitHub's
+app's two versions, and v2-deps, v2 with another requirements.txt: the same code in another venv) and OUTDIR/lernmanager-v1.tar.gz (v1 under one top directory, as GitHub's
 tarballs are) with its sha256 in OUTDIR/lernmanager-v1.tar.gz.sha256. Commit dates and archive
 metadata are fixed, so every run gives the same commits and bytes (a re-run deploys nothing new).
 """
@@ -41,7 +41,7 @@ def main(outdir):
     shutil.rmtree(out, ignore_errors=True)
     work.mkdir(parents=True)
     git("init", "--quiet", "--initial-branch=main", cwd=work)
-    for version in ("v1", "v2"):
+    for version, tag in (("v1", "v1"), ("v2", "v2"), ("v2_deps", "v2-deps")):
         build(version, out / version)
         for child in work.iterdir():
             if child.name != ".git":
@@ -49,7 +49,7 @@ def main(outdir):
         shutil.copytree(out / version, work, dirs_exist_ok=True)
         git("add", "--all", cwd=work)
         git("commit", "--quiet", "--message", f"Stand-in app {version}", cwd=work)
-        git("tag", version, cwd=work)
+        git("tag", tag, cwd=work)
     git("clone", "--quiet", "--bare", str(work), str(out / "lernmanager.git"), cwd=out)
 
     archive = out / "lernmanager-v1.tar.gz"

@@ -1,13 +1,21 @@
-"""Releases from git (a tag, then another) and from an archive, and wrong sources refused before
-anything live changes, each with a message naming the variable to fix."""
+"""Releases from git (a tag, then another, then a third through the deploy gate's code lane) and
+from an archive, and wrong sources refused before anything live changes, each with a message
+naming the variable to fix."""
 
 import os
+import re
 
 import pytest
 
 from lm_testlib import ROOT, env_value, http, playbook, release_of, run_client
 
 CONVERGE = os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")
+JOB_SERVICE = "/etc/systemd/system/lernmanager-job-auto-attendance.service"
+ADMIN_PASSWORD = "Klassenbuch-2026-geheim"
+LLM_KEY = "sk-test-llm-key-never-shown"
+V2_WITH_SECRETS = {"lernmanager_git_version": "v2", "lernmanager_admin_password": ADMIN_PASSWORD,
+                   "lernmanager_env": {"SCHOOL_NAME": "Testschule am See", "LLM_API_KEY": LLM_KEY,
+                                       "LLM_BASE_URL": "https://llm.schule.example/v1"}}
 SOURCES = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "sources")
 
 
@@ -46,6 +54,47 @@ def test_git_tag_v2_deploys_and_a_rerun_changes_nothing(host, verbose_run_with_s
     assert "changed=0" in again.stdout
 
 
+def outcome(output, task):
+    """What the first run of a role task did: ok, changed, skipping, fatal (None: never reached)."""
+    found = re.search(rf"TASK \[lernmanager\.deploy\.lernmanager : {re.escape(task)}\][^\n]*\n+(\w+)", output)
+    return found and found.group(1)
+
+
+@pytest.fixture(scope="module")
+def code_only(host, verbose_run_with_secrets):
+    """After the v2 runs, the same variables but the tag v2-deps (v2 with another requirements.txt,
+    so its own venv and job units): only the code differs. Then the same again."""
+    before = {"release": release_of(host), "job": host.file(JOB_SERVICE).content_string}
+    extra = dict(V2_WITH_SECRETS, lernmanager_git_version="v2-deps")
+    runs = [playbook(CONVERGE, extra), playbook(CONVERGE, extra)]
+    for run in runs:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return before, runs
+
+
+def test_new_code_alone_takes_the_code_lane_and_is_live(host, code_only):
+    before, (run, again) = code_only
+    output = run.stdout
+    assert ("Deploying the code only, as the inputs changed: lernmanager_git_version; the code changed "
+            f"(g-{commit_of('v2')[:16]} -> g-{commit_of('v2-deps')[:16]})") in output, output[-3000:]
+    # Skipped: what the gate has just found as written, under unchanged inputs.
+    for task in ("Install the packages the deployment needs", "Create the service user lernmanager",
+                 "Create the directories of the layout", "Write the app's environment file",
+                 "Write the nginx site, its snippet, the catch-all and the log rotation", "Write the backup units",
+                 "Recompile stale stdlib bytecode after every package upgrade"):
+        assert outcome(output, task) == "skipping", task
+    # Taken: the release, its own venv, the switch, and the jobs' units, which name the venv.
+    for task in ("Finish the release and move it into place", "Restart the service", "Write each job's service and timer"):
+        assert outcome(output, task) == "changed", task
+    release = release_of(host)
+    assert code_of(release) == "g-" + commit_of("v2-deps")[:16] and version_served(host) == "2"
+    venv = host.check_output(f"readlink {ROOT}/current/.venv")
+    assert venv != host.check_output(f"readlink {ROOT}/releases/{before['release']}/.venv"), "v2-deps has its own venv"
+    job = host.file(JOB_SERVICE).content_string
+    assert job != before["job"] and f"{venv}/bin/flask" in job
+    assert "Nothing to do" in again.stdout and "changed=0" in again.stdout, "the code lane's record holds"
+
+
 WRONG = [
     # (extra variables, words the message must contain)
     ({"lernmanager_git_version": "v9.9-no-such-tag"}, "lernmanager_git_version"),
@@ -79,17 +128,12 @@ def test_archive_source_deploys_v1(host):
     assert host.file(f"{ROOT}/current/static/css/style.css.gz").exists
 
 
-ADMIN_PASSWORD = "Klassenbuch-2026-geheim"
-LLM_KEY = "sk-test-llm-key-never-shown"
-
 
 @pytest.fixture(scope="module")
 def verbose_run_with_secrets(host):
     """The git tag v2 in a -v converge that sets the admin password and carries an LLM key (output
     to search), then the same converge again: (first, second) runs, once per module."""
-    extra = {"lernmanager_git_version": "v2", "lernmanager_admin_password": ADMIN_PASSWORD,
-             "lernmanager_env": {"SCHOOL_NAME": "Testschule am See", "LLM_API_KEY": LLM_KEY,
-                                 "LLM_BASE_URL": "https://llm.schule.example/v1"}}
+    extra = V2_WITH_SECRETS
     first = playbook(CONVERGE, extra, verbose=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     assert env_value(host, "LLM_API_KEY") == LLM_KEY, "the key did reach the app"
