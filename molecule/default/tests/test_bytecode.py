@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from lm_testlib import PREFIX, RESOURCES, http
+from lm_testlib import PREFIX, RESOURCES, as_service_user, http
 
 DROPIN_DIR = "/run/systemd/system/lernmanager.service.d"
 
@@ -68,13 +68,30 @@ PYC_VALID = (
 )
 
 
-def test_package_upgrades_recompile_stale_stdlib_bytecode(host):
-    """The apt hook closes the hole left by an upgrade of python3 between two deploys."""
+# Modules the hook's `python3 -m compileall` imports, planted where apt runs its hooks (/tmp) by
+# the service user: imported from there, each would run as root and leave APT_HOOK_RAN behind.
+APT_HOOK_PLANTED = ["compileall", "py_compile", "filecmp", "importlib", "re", "os", "sitecustomize"]
+APT_HOOK_RAN = "/root/lm-apt-hook-ran-planted-code"
+
+
+def test_package_upgrades_recompile_stale_stdlib_bytecode_and_import_nothing_from_tmp(host):
+    """The apt hook closes the hole left by an upgrade of python3 between two deploys, and opens
+    none: modules another account planted in its working directory (/tmp) are never imported."""
     source = host.check_output("python3 -c 'import json; print(json.__file__)'")
     check = f"PYTHONPYCACHEPREFIX={PREFIX} python3 -c \"{PYC_VALID}\" {source}"
     assert host.run(check).rc == 0
     host.run("touch %s", source)  # what an upgrade of the python3 package does to the stdlib
     assert host.run(check).rc == 1, "the bytecode should now be stale"
-    reinstall = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall sqlite3")
-    assert reinstall.rc == 0, reinstall.stderr
-    assert host.run(check).rc == 0, "the apt hook should have recompiled it"
+    host.run("rm -f %s", APT_HOOK_RAN)
+    host.run("printf '%s' > /tmp/lm-apt-hook-payload",
+             f"import os\nopen({APT_HOOK_RAN!r}, 'a').write(str(os.getuid()))\n")
+    try:
+        for name in APT_HOOK_PLANTED:
+            planted = host.run(as_service_user(f"cp /tmp/lm-apt-hook-payload /tmp/{name}.py"))
+            assert planted.rc == 0, planted.stderr
+        reinstall = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall sqlite3")
+        assert reinstall.rc == 0, reinstall.stderr
+        assert host.run(check).rc == 0, "the apt hook should have recompiled it"
+        assert not host.file(APT_HOOK_RAN).exists, "the apt hook ran code planted in /tmp as root"
+    finally:
+        host.run("rm -f /tmp/lm-apt-hook-payload " + " ".join(f"/tmp/{name}.py" for name in APT_HOOK_PLANTED))
