@@ -352,11 +352,20 @@ def test_the_apt_hook_recompiles_the_stdlib_without_the_skipped_parts(tmp_path):
     hook = render("apt-pycache-hook.j2", lernmanager_pycache_prefix=str(prefix),
                   __lernmanager_compile={"stdlib_dir": str(stdlib)})
     command = re.search(r'^DPkg::Post-Invoke \{ "(.*)"; \};$', hook, re.M).group(1)
-    command = command.replace("/usr/bin/python3 -m", sys.executable + " -m")  # this machine's
-    assert "/usr/bin/python3 -m" in hook and command.endswith(">/dev/null 2>&1 || true; fi")
-    run = subprocess.run(["sh", "-c", command.replace(">/dev/null 2>&1 || true", "")], capture_output=True, text=True)
+    command = command.replace("/usr/bin/python3 -I", sys.executable + " -I")  # this machine's
+    assert "/usr/bin/python3 -I -X pycache_prefix=" in hook and command.endswith(">/dev/null 2>&1 || true; fi")
+    # apt runs its hooks from /tmp, where any account may leave a module the hook would import.
+    planted = tmp_path / "tmp"
+    planted.mkdir()
+    for name in ("compileall", "py_compile", "sitecustomize"):
+        (planted / f"{name}.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'a').write({name!r})\n")
+    run = subprocess.run(["sh", "-c", command.replace(">/dev/null 2>&1 || true", "")], capture_output=True, text=True,
+                         cwd=planted, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(planted),
+                                           "PYTHONSTARTUP": str(planted / "compileall.py")})
     assert run.returncode == 0, run.stdout + run.stderr
-    compiled = sorted(str(p.relative_to(prefix / str(stdlib).lstrip("/"))) for p in prefix.rglob("*.pyc"))
+    assert not (tmp_path / "ran").exists(), "the hook imported a module from its working directory or PYTHONPATH"
+    mirror = prefix / str(stdlib).lstrip("/")  # (the hook's own imports land in the prefix too)
+    compiled = sorted(str(p.relative_to(mirror)) for p in mirror.rglob("*.pyc"))
     assert [c.split("/")[0] for c in compiled] == ["json", "unittest"], compiled  # not test/ nor idlelib/
 
 

@@ -29,4 +29,20 @@ options:
         (Ansible unpacks a module into C(TMPDIR), here a directory the service user controls).
     type: dict
     default: {}
+  sandbox:
+    description:
+      - The service's sandbox as unit properties, one C(Key=Value) a line (comments allowed), the
+        text of the template the service's unit includes. The app's code runs in a transient
+        systemd unit with these properties; required for every action that runs the app's code.
+      - It must set C(ProtectSystem=); C(User=), C(Group=), C(WorkingDirectory=), C(Environment*=),
+        C(UMask=) and C(RuntimeMaxSec=) are the module's own and refused here.
+    type: str
+    default: ""
+  deploy_group:
+    description:
+      - The primary group of the app's code at deploy time, a group the running service does not
+        have (and no member), so that the running app can neither see those processes nor write into
+        their memory through C(/proc). Required with O(sandbox).
+    type: str
+    default: ""
 """

@@ -1,14 +1,14 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
 """Running the app's own code at deploy time, as upstream does: its environment file, its
-migrate/migrate_*.py scripts and their record data/migrations_done.txt. Every function here runs
-as the service user (service_user.ServiceUser.run), except load_env_file on root's own files."""
+migrate/migrate_*.py scripts and their record data/migrations_done.txt. The app's code runs in the
+service's sandbox (sandbox.py); the functions here that read the service's files run as the
+service user (service_user.ServiceUser.run), load_env_file only on root's own files."""
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
 
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
@@ -21,34 +21,36 @@ RUNTIME_ARGUMENT_SPEC = {
     "venv": {"type": "path"},
     "env_file": {"type": "path"},
     "app_environment": {"type": "dict", "default": {}},
+    "sandbox": {"type": "str", "default": ""},
+    "deploy_group": {"type": "str", "default": ""},
 }
 
 
-def load_env_file(path):
+def parse_env(text):
     """KEY=VALUE lines as systemd's EnvironmentFile= reads them (the role writes them quoted)."""
     env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        env[key.strip()] = value
+    return env
+
+
+def load_env_file(path):
+    """An env file of root's own, parsed (parse_env)."""
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line or line.startswith(("#", ";")) or "=" not in line:
-                continue
-            key, value = line.split("=", 1)
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            env[key.strip()] = value
-    return env
+        return parse_env(handle.read())
 
 
-def app_environment(release, env_file, extra=None):
-    """The environment the service has: this process's, extra (the service's TMPDIR and bytecode
-    prefix) and the env file."""
-    env = dict(os.environ)
-    env.update(extra or {})
-    env.update(load_env_file(env_file))
-    env["PYTHONPATH"] = release
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+def app_environment(release, extra=None):
+    """The variables the app's code gets besides its env file (systemd reads that): extra (the
+    service's TMPDIR and bytecode prefix) and the release on the import path."""
+    return {**(extra or {}), "PYTHONPATH": release}
 
 
 def read_record(path):
@@ -75,19 +77,3 @@ def pending_migrations(release):
     scripts = sorted(name for name in os.listdir(migrate_dir)
                      if name.startswith("migrate_") and name.endswith(".py")) if os.path.isdir(migrate_dir) else []
     return [name for name in scripts if name not in done]
-
-
-def run_migrations(release, python, env):
-    """Upstream's protocol: run each pending migrate/migrate_*.py in order, record it on success.
-
-    Returns (ran, failed_name, output)."""
-    ran = []
-    for name in pending_migrations(release):
-        result = subprocess.run([python, os.path.join("migrate", name)], cwd=release, env=env,
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            return ran, name, (result.stdout + result.stderr)[-4000:]
-        with open(os.path.join(release, "data", RECORD_NAME), "a", encoding="utf-8") as handle:
-            handle.write(name + "\n")
-        ran.append(name)
-    return ran, None, ""

@@ -5,9 +5,11 @@
 The service user's directories (shared/data, shared/instance) may hold planted links and crafted
 files: root never reads or writes a name there. A module that must, forks; the child drops to the
 service user for good (no supplementary groups, the service's umask, no descriptor of root's kept
-open) and runs one function; the parent talks to it only through pipes: a byte stream either way
-and the function's JSON result. The child's changed credentials make it non-dumpable, so the
-service user cannot attach to it either.
+open, none of root's environment: a backup's carries the repository's credentials) and runs one
+function; the parent talks to it only through pipes: a byte stream either way and the function's
+JSON result. The child's changed credentials make it non-dumpable, so the service user cannot
+attach to it either; but it can stop it (SIGSTOP) or make it hang: a child still running after
+the user's timeout is killed and the call fails.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
+import threading
 import traceback
 
 UMASK = 0o027  # the unit's UMask=: files come out as the service's own would
+# The backup unit's own bound (TimeoutStartSec=6h): a school's uploads streamed to a slow repository.
+TIMEOUT = 6 * 3600
 
 
 class LernmanagerError(Exception):
@@ -25,7 +31,7 @@ class LernmanagerError(Exception):
 
 
 class ServiceUser:
-    def __init__(self, name):
+    def __init__(self, name, timeout=TIMEOUT):
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
@@ -33,6 +39,7 @@ class ServiceUser:
         if entry.pw_uid == 0:
             raise LernmanagerError(f"{name} is root: the service user must be unprivileged")
         self.name, self.uid, self.gid, self.home = name, entry.pw_uid, entry.pw_gid, entry.pw_dir
+        self.timeout = timeout
 
     def _become(self, keep):
         """In the child: nothing of root's left open, then root's privileges dropped for good."""
@@ -52,7 +59,9 @@ class ServiceUser:
             raise LernmanagerError("could not drop to the service user")
         os.umask(UMASK)
         os.chdir("/")
-        os.environ.update(HOME=self.home, USER=self.name, LOGNAME=self.name)
+        os.environ.clear()
+        os.environ.update(PATH="/usr/sbin:/usr/bin:/sbin:/bin", LANG="C.UTF-8", HOME=self.home, USER=self.name,
+                          LOGNAME=self.name)
 
     def run(self, func, *args, feed=None, read=None, **kwargs):
         """func(*args, stdin=, stdout=, **kwargs) as the service user; returns its (JSON-able) result.
@@ -88,6 +97,19 @@ class ServiceUser:
             if fd is not None:
                 os.close(fd)
         parent_error = None
+        # Killing the child closes its ends of the pipes: every read and write below then ends. By
+        # its pidfd: once reaped, its pid may be another process's.
+        pidfd, fired = os.pidfd_open(pid), []
+
+        def kill():
+            fired.append(True)
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        watchdog = threading.Timer(self.timeout, kill)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             if feed:
                 with os.fdopen(in_w, "wb") as writer:
@@ -105,6 +127,13 @@ class ServiceUser:
             with os.fdopen(result_r, "rb") as results:
                 raw = results.read()
             status = os.waitpid(pid, 0)[1]
+            watchdog.cancel()
+            watchdog.join()
+            os.close(pidfd)
+        if fired:
+            raise LernmanagerError(f"as {self.name}: {getattr(func, '__name__', func)} did not finish within "
+                                   f"{self.timeout} s and was killed (stopped or hung: a process of {self.name} "
+                                   "may have been tampered with)")
         try:
             payload = json.loads(raw.decode() or "{}")
         except ValueError:

@@ -10,8 +10,9 @@ module: app
 short_description: Run Lernmanager's own start-up, migrations and admin check as the service user
 description:
   - Runs the app's code the way upstream's deploy does, with the venv's interpreter, the release
-    on C(PYTHONPATH) and the environment of O(env_file), always as the service user O(user)
-    (the module drops to it in a child process; the task runs as root).
+    on C(PYTHONPATH) and the environment of O(env_file), always as the service user O(user) inside
+    the service's sandbox O(sandbox) (a transient systemd unit; the task runs as root). Files of
+    the service are read by a child process that drops to O(user).
   - V(init) runs the app's O(init_module).O(init_function)() once, so that the schema and the
     default admin exist before any worker starts.
   - V(pending_migrations) lists the release's C(migrate/migrate_*.py) not yet in
@@ -19,7 +20,11 @@ description:
   - V(admin_password) checks the admin's password with the app's own C(verify_admin) and sets
     O(admin_password) with C(update_admin_password) while the default C(admin) still works. A
     password changed by hand in the web UI is never overwritten.
-  - V(read_env) reads an env file (root's own, such as an adopted upstream C(.env)) as a dict.
+  - V(read_env) reads an env file of root's own (such as the settings kept from an adoption) as a dict.
+  - V(read_upstream_env) reads an upstream install's C(.env), which lies in a tree the service user
+    O(user) owned (upstream makes the file root's, 0600), never through a link, and only a regular
+    file of at most 64 KiB with no other name (a hard link), owned by root or O(user); keys that are
+    not variable names are skipped and named in RV(skipped_keys).
 version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.app_runtime]
@@ -28,7 +33,7 @@ options:
     description: What to run.
     type: str
     required: true
-    choices: [init, pending_migrations, migrate, admin_password, read_env]
+    choices: [init, pending_migrations, migrate, admin_password, read_env, read_upstream_env]
   init_module:
     description: The app's module that holds O(init_function).
     type: str
@@ -66,6 +71,8 @@ EXAMPLES = r"""
     venv: /opt/lernmanager/venvs/4d5e6f
     env_file: /etc/lernmanager/lernmanager.env
     user: lernmanager
+    deploy_group: lernmanager-deploy
+    sandbox: "{{ lookup('ansible.builtin.template', 'service-sandbox.j2') }}"
     app_environment:
       TMPDIR: /opt/lernmanager/shared/instance/tmp
       PYTHONPYCACHEPREFIX: /var/cache/lernmanager/pycache
@@ -77,6 +84,8 @@ EXAMPLES = r"""
     venv: /opt/lernmanager/venvs/4d5e6f
     env_file: /etc/lernmanager/lernmanager.env
     user: lernmanager
+    deploy_group: lernmanager-deploy
+    sandbox: "{{ lookup('ansible.builtin.template', 'service-sandbox.j2') }}"
     admin_password: "{{ vault_lernmanager_admin_password }}"
   no_log: true
 """
@@ -103,18 +112,30 @@ state:
   type: str
   returned: when action is admin_password
 env:
-  description: (V(read_env)) The file's variables; empty when the file does not exist.
+  description: (V(read_env), V(read_upstream_env)) The file's variables; empty when the file does not exist.
   type: dict
-  returned: when action is read_env
+  returned: when action is read_env or read_upstream_env
+skipped_keys:
+  description: (V(read_upstream_env)) Keys of the file that are not variable names, left out.
+  type: list
+  elements: str
+  returned: when action is read_upstream_env
+refused:
+  description: (V(read_upstream_env)) Why the file was not read (a link, not a regular file, too large); empty when it was.
+  type: str
+  returned: when action is read_upstream_env
 """
 
+import errno
 import json
 import os
-import subprocess
+import re
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
-    RUNTIME_ARGUMENT_SPEC, app_environment, load_env_file, pending_migrations, run_migrations)
+    RUNTIME_ARGUMENT_SPEC, app_environment, load_env_file, parse_env, pending_migrations)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.sandbox import Sandbox, last_json_line, run_migrations
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 
 INIT = "import importlib, sys; module = importlib.import_module(sys.argv[1]); getattr(module, sys.argv[2])()"
@@ -147,52 +168,91 @@ print(json.dumps({"state": state}))
 """
 
 
+UPSTREAM_ENV_MAX = 64 << 10
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def read_upstream_env_file(path, owners):
+    """An upstream .env's text, opened without following a link; (None, why) when it is not a plain
+    file of its own (a link, a FIFO, a hard link, another account's, too large) or is missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return None, ""
+    except OSError as error:
+        why = "a link" if error.errno == errno.ELOOP else error.strerror
+        return None, f"{path} could not be opened as a regular file ({why})"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{path} is not a regular file"
+        if info.st_nlink != 1 or info.st_uid not in owners:
+            return None, f"{path} has another name (a hard link) or an owner other than root or the service user"
+        data = handle.read(UPSTREAM_ENV_MAX + 1)
+    if len(data) > UPSTREAM_ENV_MAX:
+        return None, f"{path} is larger than {UPSTREAM_ENV_MAX >> 10} KiB"
+    return data.decode("utf-8", "replace"), ""
+
+
+def read_upstream_env(user, env_file):
+    text, refused = read_upstream_env_file(env_file, (0, user.uid))
+    env = parse_env(text or "")
+    skipped = sorted(key for key in env if not ENV_KEY.match(key))
+    return {"changed": False, "env": {k: v for k, v in env.items() if k not in skipped}, "skipped_keys": skipped,
+            "refused": refused}
+
+
 def python_of(venv):
     return os.path.join(venv, "bin", "python")
 
 
-def init(release, venv, env_file, app_env, init_module, init_function, database, dry_run, **_):
-    """(service user) The app's init function, once; whether the database is new."""
-    existed = os.path.exists(os.path.join(release, "data", database))
-    if not dry_run:
-        result = subprocess.run([python_of(venv), "-c", INIT, init_module, init_function], cwd=release,
-                                env=app_environment(release, env_file, app_env), capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise LernmanagerError(f"{init_module}.{init_function}() failed:\n{result.stderr[-4000:]}")
-    return {"changed": not existed, "created": not existed}
+def database_exists(release, database, **_):
+    """(service user) Whether the release's data/ holds the database."""
+    return os.path.exists(os.path.join(release, "data", database))
 
 
 def pending(release, **_):
-    return {"changed": False, "pending": pending_migrations(release)}
+    """(service user) The migrations the release's data/ has no record of."""
+    return pending_migrations(release)
 
 
-def migrate(release, venv, env_file, app_env, dry_run, **_):
-    todo = pending_migrations(release)
+def init(user, sandbox, release, venv, app_env, init_module, init_function, database, dry_run, **_):
+    """The app's init function, once; whether the database is new."""
+    existed = user.run(database_exists, release, database)
+    if not dry_run:
+        status, _, err = sandbox.run([python_of(venv), "-c", INIT, init_module, init_function], release,
+                                     app_environment(release, app_env), description=f"{init_module}.{init_function}()")
+        if status != 0:
+            raise LernmanagerError(f"{init_module}.{init_function}() failed:\n{err[-4000:]}")
+    return {"changed": not existed, "created": not existed}
+
+
+def migrate(user, sandbox, release, venv, app_env, dry_run, **_):
+    todo = user.run(pending, release)
     if dry_run or not todo:
         return {"changed": bool(todo), "pending": todo, "ran": []}
-    ran, failed, output = run_migrations(release, python_of(venv), app_environment(release, env_file, app_env))
+    ran, failed, output = run_migrations(sandbox, release, python_of(venv), todo, app_environment(release, app_env))
     if failed:
         raise LernmanagerError(f"migration {failed} failed (ran before it: {ran or 'none'}):\n{output}")
     return {"changed": bool(ran), "pending": todo, "ran": ran}
 
 
-def admin_password(release, venv, env_file, app_env, admin_username, admin_password, dry_run, **_):
+def admin_password(sandbox, release, venv, app_env, admin_username, admin_password, dry_run, **_):
     request = json.dumps({"username": admin_username, "password": admin_password, "dry_run": dry_run})
-    result = subprocess.run([python_of(venv), "-c", ADMIN_CHECK], input=request, cwd=release,
-                            env=app_environment(release, env_file, app_env), capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise LernmanagerError(f"checking the admin password failed:\n{result.stderr[-3000:]}")
-    state = json.loads(result.stdout.strip().splitlines()[-1])["state"]
+    state = last_json_line(*sandbox.run([python_of(venv), "-c", ADMIN_CHECK], release, app_environment(release, app_env),
+                                        stdin=request, description="the admin password check"),
+                           "checking the admin password")["state"]
     return {"changed": state == "set", "state": state}
 
 
-ACTIONS = {"init": init, "pending_migrations": pending, "migrate": migrate, "admin_password": admin_password}
+ACTIONS = {"init": init, "migrate": migrate, "admin_password": admin_password}
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "action": {"type": "str", "required": True, "choices": [*ACTIONS, "read_env"]},
+            "action": {"type": "str", "required": True,
+                       "choices": [*ACTIONS, "pending_migrations", "read_env", "read_upstream_env"]},
             **RUNTIME_ARGUMENT_SPEC,
             "init_module": {"type": "str", "default": "app"},
             "init_function": {"type": "str", "default": "init_app"},
@@ -201,11 +261,12 @@ def main():
             "admin_password": {"type": "str", "default": "", "no_log": True},
         },
         required_if=[
-            ("action", "init", ("release", "venv", "env_file", "user")),
+            ("action", "init", ("release", "venv", "env_file", "user", "sandbox", "deploy_group")),
             ("action", "pending_migrations", ("release", "user")),
-            ("action", "migrate", ("release", "venv", "env_file", "user")),
-            ("action", "admin_password", ("release", "venv", "env_file", "user")),
+            ("action", "migrate", ("release", "venv", "env_file", "user", "sandbox", "deploy_group")),
+            ("action", "admin_password", ("release", "venv", "env_file", "user", "sandbox", "deploy_group")),
             ("action", "read_env", ("env_file",)),
+            ("action", "read_upstream_env", ("env_file", "user")),
         ],
         supports_check_mode=True,
     )
@@ -214,9 +275,16 @@ def main():
         env_file = params["env_file"]
         module.exit_json(changed=False, env=load_env_file(env_file) if os.path.exists(env_file) else {})
     try:
-        result = ServiceUser(params["user"]).run(
-            ACTIONS[params["action"]], app_env=params["app_environment"], dry_run=module.check_mode,
-            **{k: v for k, v in params.items() if k not in ("action", "user", "app_environment")})
+        user = ServiceUser(params["user"])
+        if params["action"] == "read_upstream_env":
+            module.exit_json(**read_upstream_env(user, params["env_file"]))
+        if params["action"] == "pending_migrations":
+            todo = user.run(pending, params["release"])
+            module.exit_json(changed=False, pending=todo)
+        sandbox = Sandbox(user.name, params["deploy_group"], params["sandbox"], params["env_file"])
+        result = ACTIONS[params["action"]](
+            user=user, sandbox=sandbox, app_env=params["app_environment"], dry_run=module.check_mode,
+            **{k: v for k, v in params.items() if k not in ("action", "user", "app_environment", "sandbox")})
     except (LernmanagerError, OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)

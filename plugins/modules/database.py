@@ -15,16 +15,19 @@ description:
     pre-migration backups (labels C(<from>_to_<to>)) have a pool of their own.
   - V(restore) puts O(backup) back, with its migration record, through the same API (the service
     and its socket must be stopped).
-  - V(trial_migrate) runs the release's pending migrations on a copy of O(backup) in O(work_dir)
-    and fails, naming the migration, when one fails; the live database is never touched.
+  - V(trial_migrate) runs the release's pending migrations on a copy of O(backup) and fails,
+    naming the migration, when one fails; the live database is never touched. The copy (of the
+    release and the backup) lies in a new directory in O(work_dir), which is root's and outside
+    the service's writable paths, so the running app cannot change the copy's code; the
+    migrations run in the service's sandbox O(sandbox) with only that directory writable.
   - V(prune_app_copies) removes the app's own full copies of the database beyond the O(keep)
     newest (regular files C(<database>.backup_<time>) beside it, one per migration the app runs).
   - The database's directory belongs to the service user, who may have planted links there.
     Every read and write in it runs as O(user), in a child process that streams the database to
     or from this module (root) through a pipe; root reads and writes only O(backup_dir), through a
     directory descriptor, never following a link.
-  - O(release), O(venv), O(env_file) and O(app_environment) are for V(trial_migrate); O(user) is
-    required.
+  - O(release), O(venv), O(env_file), O(app_environment), O(sandbox) and O(deploy_group) are for
+    V(trial_migrate); O(user) is required.
 version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes, lernmanager.deploy.app_runtime]
@@ -52,7 +55,12 @@ options:
     description: (V(restore), V(trial_migrate)) The backup to restore, or to run the migrations on a copy of.
     type: path
   work_dir:
-    description: (V(trial_migrate)) A directory of the service user's own for the copy (its temp dir).
+    description:
+      - (V(trial_migrate)) Root's directory for the trial's copies (created 0755 when missing; refused
+        unless root's and writable by root alone). Each trial makes a directory of the service user's
+        in it and removes it afterwards.
+      - Never a directory the service can write (its C(shared/instance/tmp)), where the running app could
+        change the copy's code while the trial runs.
     type: path
 attributes:
   check_mode:
@@ -86,9 +94,11 @@ EXAMPLES = r"""
     release: /opt/lernmanager/releases/g-4d5e6f
     venv: /opt/lernmanager/venvs/7a8b9c
     env_file: /etc/lernmanager/lernmanager.env
-    work_dir: /opt/lernmanager/shared/instance/tmp
+    work_dir: /opt/lernmanager/trials
+    deploy_group: lernmanager-deploy
+    sandbox: "{{ lookup('ansible.builtin.template', 'service-sandbox.j2') }}"
     app_environment:
-      TMPDIR: /opt/lernmanager/shared/instance/tmp
+      PYTHONPYCACHEPREFIX: /var/cache/lernmanager/pycache
 """
 
 RETURN = r"""
@@ -135,12 +145,12 @@ import shutil
 import sqlite3
 import stat
 import tarfile
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
-    RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations, run_migrations)
+    RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations)
+from ansible_collections.lernmanager.deploy.plugins.module_utils.sandbox import Sandbox, run_migrations
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
     CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, Kept, copy_members, export, import_stream, integrity_check)
@@ -177,26 +187,28 @@ def list_pending(release, **_):
     return pending_migrations(release)
 
 
-def trial_run(release, venv, env_file, app_env, work_dir, database_name, stdin, **_):
-    """The pending migrations on a copy of the release holding the streamed backup.
-
-    A copy, not links: an app that resolves its own path with realpath must still find the
+def prepare_trial(release, work, database_name, stdin, **_):
+    """The trial's copy in work (the service user's own, made by root): the release and the streamed
+    backup. A copy, not links: an app that resolves its own path with realpath must still find the
     trial's data/, not the live one."""
-    work = tempfile.mkdtemp(prefix=".trial-", dir=work_dir)
-    try:
-        app = os.path.join(work, "app")
-        shutil.copytree(release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
-        for sub in ("data", "instance/uploads", "instance/tmp"):
-            os.makedirs(os.path.join(app, sub))
-        data = os.path.join(app, "data")
-        copy_members(stdin, {DATABASE_MEMBER: lambda: open(os.path.join(data, database_name), "xb"),
-                             RECORD_MEMBER: lambda: open(os.path.join(data, RECORD_NAME), "xb")})
-        env = app_environment(app, env_file, app_env)
-        env["TMPDIR"] = os.path.join(app, "instance", "tmp")
-        ran, failed, output = run_migrations(app, os.path.join(venv, "bin", "python"), env)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {"ran": ran, "failed": failed, "output": output}
+    app = os.path.join(work, "app")
+    shutil.copytree(release, app, symlinks=True, ignore=shutil.ignore_patterns("data", "instance", ".venv"))
+    for sub in ("data", "instance/uploads", "instance/tmp"):
+        os.makedirs(os.path.join(app, sub))
+    data = os.path.join(app, "data")
+    copy_members(stdin, {DATABASE_MEMBER: lambda: open(os.path.join(data, database_name), "xb"),
+                         RECORD_MEMBER: lambda: open(os.path.join(data, RECORD_NAME), "xb")})
+    return app
+
+
+def remove_tree(work, **_):
+    """(service user) Everything the trial left in its directory; root removes the empty directory."""
+    for name in os.listdir(work):
+        path = os.path.join(work, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 def prune_copies(data_dir, prefix, keep, dry_run, **_):
@@ -326,20 +338,47 @@ def restore(user, database, backup_path):
     return {"changed": True, "restored": backup_path, "database": database}
 
 
-def trial_migrate(user, database, backup_path, release, venv, env_file, app_env, work_dir, dry_run):
+def open_trials_dir(path):
+    """Root's directory of the trials (created 0755 if missing): the service may look, never write."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    st = os.fstat(fd)
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        os.close(fd)
+        raise LernmanagerError(f"{path} must be root's and writable by root alone (the trial's code lies in it)")
+    return fd
+
+
+def trial_migrate(user, sandbox, database, backup_path, release, venv, app_env, work_dir, dry_run):
     """Run the pending migrations on a copy of a backup first: a failing one never touches live data."""
     pending = user.run(list_pending, release)
     if not pending or dry_run:
         return {"changed": False, "pending": pending, "ran": [], "failed_migration": None, "output": ""}
-    require_free_space(backup_path, work_dir)
-    result = user.run(trial_run, release=release, venv=venv, env_file=env_file, app_env=app_env, work_dir=work_dir,
-                      database_name=os.path.basename(database), feed=feed_backup(backup_path))
-    return {"changed": False, "pending": pending, "ran": result["ran"], "failed_migration": result["failed"],
-            "output": result["output"]}
+    dir_fd = open_trials_dir(work_dir)
+    try:
+        require_free_space(backup_path, work_dir)
+        name = f".trial-{os.urandom(6).hex()}"
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+        work = os.path.join(work_dir, name)
+        try:
+            os.chown(name, user.uid, user.gid, dir_fd=dir_fd, follow_symlinks=False)
+            app = user.run(prepare_trial, release=release, work=work, database_name=os.path.basename(database),
+                           feed=feed_backup(backup_path))
+            environment = {**app_environment(app, app_env), "TMPDIR": os.path.join(app, "instance", "tmp")}
+            ran, failed, output = run_migrations(sandbox, app, os.path.join(venv, "bin", "python"), pending,
+                                                 environment, read_write=[work])
+        finally:
+            try:
+                user.run(remove_tree, work)
+            finally:
+                os.rmdir(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return {"changed": False, "pending": pending, "ran": ran, "failed_migration": failed, "output": output}
 
 
 REQUIRED = {"backup": ("backup_dir", "label"), "restore": ("backup",), "prune_app_copies": (),
-            "trial_migrate": ("backup", "release", "venv", "env_file", "work_dir")}
+            "trial_migrate": ("backup", "release", "venv", "env_file", "work_dir", "sandbox", "deploy_group")}
 
 
 def main():
@@ -381,7 +420,8 @@ def main():
                 module.exit_json(changed=True, restored=p["backup"], database=p["database"])
             result = restore(user, p["database"], p["backup"])
         else:
-            result = trial_migrate(user, p["database"], p["backup"], p["release"], p["venv"], p["env_file"],
+            sandbox = Sandbox(user.name, p["deploy_group"], p["sandbox"], p["env_file"])
+            result = trial_migrate(user, sandbox, p["database"], p["backup"], p["release"], p["venv"],
                                    p["app_environment"], p["work_dir"], module.check_mode)
             if result["failed_migration"]:
                 module.fail_json(msg=f"migration {result['failed_migration']} failed on a copy of the database; "

@@ -220,7 +220,7 @@ def main():
             "record": {"type": "dict", "default": {}},
             "packages": {"type": "list", "elements": "str", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
-            "git_repo": {"type": "str", "default": ""},
+            "git_repo": {"type": "str", "default": "", "no_log": True},  # may hold a token
             "git_version": {"type": "str", "default": ""},
         },
         supports_check_mode=True,

@@ -83,7 +83,7 @@ def test_package_upgrades_recompile_stale_stdlib_bytecode_and_import_nothing_fro
     host.run("touch %s", source)  # what an upgrade of the python3 package does to the stdlib
     assert host.run(check).rc == 1, "the bytecode should now be stale"
     host.run("rm -f %s", APT_HOOK_RAN)
-    host.run("printf '%s' > /tmp/lm-apt-hook-payload",
+    host.run("printf %%s %s > /tmp/lm-apt-hook-payload",
              f"import os\nopen({APT_HOOK_RAN!r}, 'a').write(str(os.getuid()))\n")
     try:
         for name in APT_HOOK_PLANTED:

@@ -236,3 +236,42 @@ def canary_is_intact(host, canary):
     readable = host.run(as_service_user(
         f"grep -rlsF -e {canary['secret']} -e {control} {ROOT} /etc /var /tmp /home /srv /run"))
     assert readable.stdout.split() == ["/tmp/lm-canary-control"], f"readable by the service: {readable.stdout}"
+
+
+# --- a compromised app inside its own sandbox (issue 37) -----------------------------------------------
+SANDBOX_SCRIPTS = "/usr/local/lib/lm-test"
+# Lines of lernmanager.service's [Service] section that make it a notify service of gunicorn's.
+NOT_SANDBOX = ("Type=", "NotifyAccess=", "ExecStart=", "ExecReload=", "KillMode=", "Restart", "TimeoutStopSec=")
+
+
+def start_in_service_sandbox(host, unit, script, *args):
+    """files/<script> under the system python3 as the service user inside lernmanager.service's own
+    sandbox: a unit made of that unit's [Service] section (user, env file, sandbox, memory)."""
+    host.run("install -d -m 0755 %s", SANDBOX_SCRIPTS)
+    assert host.run("install -m 0644 %s %s/", put_script(host, script), SANDBOX_SCRIPTS).rc == 0
+    service = host.file("/etc/systemd/system/lernmanager.service").content_string
+    section = service.split("[Service]", 1)[1].split("[Install]", 1)[0]
+    kept = [line for line in section.splitlines() if line.strip() and not line.startswith(NOT_SANDBOX)]
+    assert any(line.startswith("ProtectSystem=") for line in kept), section
+    text = "\n".join(["[Service]", "Type=simple",
+                      "ExecStart=/usr/bin/python3 " + " ".join([f"{SANDBOX_SCRIPTS}/{script}", *args]), *kept]) + "\n"
+    host.run("cat > /etc/systemd/system/%s.service <<'LM_EOF'\n%s\nLM_EOF" % (unit, text))
+    started = host.run("systemctl daemon-reload && systemctl start %s", unit)
+    assert started.rc == 0, started.stderr
+
+
+def stop_unit(host, unit):
+    host.run("systemctl stop %s; rm -f /etc/systemd/system/%s.service; systemctl daemon-reload", unit, unit)
+
+
+def run_module_on_host(name, args, check=False):
+    """A module of the collection on the scenario's first host (`ansible -m`, as root): its result
+    as a dict, `_failed` saying whether the task failed."""
+    cmd = ["ansible", "-i", inventory(), scenario_hosts()[0], "-m", f"lernmanager.deploy.{name}", "-a", json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    result = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env, timeout=600)
+    head, _, body = result.stdout.partition(" => ")
+    assert body, result.stdout + result.stderr
+    outcome = json.loads(body)
+    outcome["_failed"] = "FAILED" in head
+    return outcome

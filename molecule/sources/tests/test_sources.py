@@ -44,6 +44,9 @@ def version_served(host):
 def test_git_tag_v1_is_live_under_its_commit(host):
     assert code_of(release_of(host)) == "g-" + commit_of("v1")[:16]
     assert version_served(host) == "1"
+    # The source cache holds the repository's URL (a token, if it has one): root's alone.
+    cache = host.file(f"{ROOT}/cache")
+    assert (cache.user, cache.mode) == ("root", 0o700)
 
 
 def test_git_tag_v2_deploys_and_a_rerun_changes_nothing(host, verbose_run_with_secrets):
@@ -92,19 +95,25 @@ def test_new_code_alone_takes_the_code_lane_and_is_live(host, code_only):
     assert venv != host.check_output(f"readlink {ROOT}/releases/{before['release']}/.venv"), "v2-deps has its own venv"
     job = host.file(JOB_SERVICE).content_string
     assert job != before["job"] and f"{venv}/bin/flask" in job
-    assert "Nothing to do" in again.stdout and "changed=0" in again.stdout, "the code lane's record holds"
+    why = [line for line in again.stdout.splitlines() if "Deploying" in line or " as the " in line]
+    assert "Nothing to do" in again.stdout and "changed=0" in again.stdout, f"the code lane's record holds: {why}"
 
 
+GIT_TOKEN = "tok3n-s3cret-4f1a"
 WRONG = [
     # (extra variables, words the message must contain)
     ({"lernmanager_git_version": "v9.9-no-such-tag"}, "lernmanager_git_version"),
     ({"lernmanager_git_repo": "file:///srv/no-such-repository.git"}, "lernmanager_git_repo"),
+    # A token in the URL (port 9 of the container itself: refused at once) is never shown.
+    ({"lernmanager_git_repo": "https://lm-user:" + GIT_TOKEN + "@127.0.0.1:9/school.git"},
+     'lernmanager_git_repo "https://***@127.0.0.1:9/school.git"'),
     ({"lernmanager_source": "archive", "lernmanager_archive_checksum": "sha256:" + "0" * 64}, "lernmanager_archive_checksum"),
     ({"lernmanager_source": "archive", "lernmanager_archive_src": "/nonexistent/lernmanager.tar.gz"}, "lernmanager_archive_src"),
 ]
 
 
-@pytest.mark.parametrize("extra,word", WRONG, ids=["unknown-git-version", "unreachable-repo", "wrong-checksum", "missing-archive"])
+@pytest.mark.parametrize("extra,word", WRONG, ids=["unknown-git-version", "unreachable-repo", "repo-with-a-token",
+                                                   "wrong-checksum", "missing-archive"])
 def test_wrong_source_fails_before_anything_live_changes(host, extra, word):
     live = release_of(host)
     releases = host.check_output(f"ls {ROOT}/releases")
@@ -114,6 +123,7 @@ def test_wrong_source_fails_before_anything_live_changes(host, extra, word):
     assert run.returncode != 0
     output = run.stdout + run.stderr
     assert word in output and "Nothing was changed on the live release" in output, output[-3000:]
+    assert GIT_TOKEN not in output
     assert release_of(host) == live
     assert host.check_output(f"ls {ROOT}/releases") == releases
     assert http(host, "/login").status == 200
