@@ -18,30 +18,6 @@ USER = "nobody"
 PYTHON = "/usr/bin/python3"  # one the service user may run (the tools venv lies below root's home)
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module switches users: needs root")
 
-# upstream's shape: init_app() makes the schema and admin/admin; models.verify_admin returns the
-# row; update_admin_password(id, password). Plain text here: only the protocol matters.
-APP = {
-    "app.py": (
-        "import os, sqlite3\n"
-        "def init_app():\n"
-        "    db = sqlite3.connect('data/mbi_tracker.db')\n"
-        "    db.execute('CREATE TABLE IF NOT EXISTS admin (id INTEGER PRIMARY KEY, user TEXT, pw TEXT)')\n"
-        "    if not db.execute('SELECT 1 FROM admin').fetchone():\n"
-        "        db.execute(\"INSERT INTO admin (user, pw) VALUES ('admin', 'admin')\")\n"
-        "    db.commit()\n"
-        "    open('data/init_uid', 'w').write(f'{os.geteuid()} {os.getgroups()} {os.environ.get(\"SCHOOL\")}')\n"),
-    "models.py": (
-        "import sqlite3\n"
-        "def _db():\n"
-        "    return sqlite3.connect('data/mbi_tracker.db')\n"
-        "def verify_admin(user, pw):\n"
-        "    return _db().execute('SELECT id FROM admin WHERE user = ? AND pw = ?', (user, pw)).fetchone()\n"
-        "def update_admin_password(admin_id, pw):\n"
-        "    db = _db(); db.execute('UPDATE admin SET pw = ? WHERE id = ?', (pw, admin_id)); db.commit()\n"),
-    "migrate/migrate_001_add.py": "import sqlite3\nsqlite3.connect('data/mbi_tracker.db').execute('CREATE TABLE t1 (x)')\n",
-    "migrate/migrate_002_add.py": "import sqlite3\nsqlite3.connect('data/mbi_tracker.db').execute('CREATE TABLE t2 (x)')\n",
-}
-
 
 @pytest.fixture
 def release():
@@ -49,10 +25,7 @@ def release():
     top = pathlib.Path(tempfile.mkdtemp(prefix="lm-app-test-", dir="/var/tmp"))
     os.chmod(top, 0o755)
     code = top / "release"
-    for name, text in APP.items():
-        (code / name).parent.mkdir(parents=True, exist_ok=True)
-        (code / name).write_text(text)
-    (code / "data").mkdir()
+    (code / "data").mkdir(parents=True)
     shutil.chown(code / "data", USER)
     (top / "venv" / "bin").mkdir(parents=True)
     (top / "venv" / "bin" / "python").symlink_to(PYTHON)

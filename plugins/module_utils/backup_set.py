@@ -34,7 +34,7 @@ import stat
 import tarfile
 import tempfile
 
-from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, empty_directory
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
     CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, drain, export, import_stream, integrity_check, tar_add_bytes,
     write_replacing)
@@ -214,14 +214,8 @@ def clear_parts(instance_dir, parts):
         if os.path.islink(top) or (os.path.lexists(top) and not os.path.isdir(top)):
             os.unlink(top)
             continue
-        if not os.path.isdir(top):
-            continue
-        for name in os.listdir(top):
-            path = os.path.join(top, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+        if os.path.isdir(top):
+            empty_directory(top)
 
 
 def extract_instance(instance_dir, parts, replace, stdin, **_):

@@ -151,7 +151,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import (
     RECORD_NAME, RUNTIME_ARGUMENT_SPEC, app_environment, pending_migrations)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.sandbox import Sandbox, run_migrations
-from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import (
+    LernmanagerError, ServiceUser, empty_directory)
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
     CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, Kept, copy_members, export, import_stream, integrity_check)
 
@@ -201,16 +202,6 @@ def prepare_trial(release, work, database_name, stdin, **_):
     return app
 
 
-def remove_tree(work, **_):
-    """(service user) Everything the trial left in its directory; root removes the empty directory."""
-    for name in os.listdir(work):
-        path = os.path.join(work, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-
-
 def prune_copies(data_dir, prefix, keep, dry_run, **_):
     """The app's own database copies (<prefix><time>, regular files) beyond the newest keep, removed."""
     copies = []
@@ -228,15 +219,21 @@ def prune_copies(data_dir, prefix, keep, dry_run, **_):
 
 # --- as root --------------------------------------------------------------------------------------------
 
-def open_backups_dir(path):
-    """The root-only backups directory as a file descriptor (created 0700 if missing)."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+def open_roots_dir(path, mode, why):
+    """A directory of root's as a file descriptor, created with mode if missing; refused when it is
+    not root's or has more permission bits than mode."""
+    os.makedirs(path, mode=mode, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     st = os.fstat(fd)
-    if st.st_uid != 0 or st.st_mode & 0o077:
+    if st.st_uid != 0 or st.st_mode & 0o777 & ~mode:
         os.close(fd)
-        raise LernmanagerError(f"{path} must be root's alone (mode 0700)")
+        raise LernmanagerError(f"{path} must be root's, mode {mode:04o} at most ({why})")
     return fd
+
+
+def open_backups_dir(path):
+    """The root-only backups directory (created 0700 if missing)."""
+    return open_roots_dir(path, 0o700, "it holds the school's data")
 
 
 class BackupFile:
@@ -340,13 +337,7 @@ def restore(user, database, backup_path):
 
 def open_trials_dir(path):
     """Root's directory of the trials (created 0755 if missing): the service may look, never write."""
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    st = os.fstat(fd)
-    if st.st_uid != 0 or st.st_mode & 0o022:
-        os.close(fd)
-        raise LernmanagerError(f"{path} must be root's and writable by root alone (the trial's code lies in it)")
-    return fd
+    return open_roots_dir(path, 0o755, "the trials' code lies in it")
 
 
 def trial_migrate(user, sandbox, database, backup_path, release, venv, app_env, work_dir, dry_run):
@@ -369,7 +360,7 @@ def trial_migrate(user, sandbox, database, backup_path, release, venv, app_env, 
                                                  environment, read_write=[work])
         finally:
             try:
-                user.run(remove_tree, work)
+                user.run(empty_directory, work)  # what the trial left; root removes the directory
             finally:
                 os.rmdir(name, dir_fd=dir_fd)
     finally:
