@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 
+from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import RECORD_NAME
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 SYSTEMD_RUN = "/usr/bin/systemd-run"
@@ -97,19 +98,19 @@ class Sandbox:
         return result.returncode, result.stdout, stderr
 
 
-# Runs in the sandbox, in the release (or the trial's copy) as the working directory: each named
-# migrate/<name> with this interpreter, in order, each success recorded in data/migrations_done.txt
-# (upstream's protocol). Its last line of output is the JSON result; the migrations' own output is
-# kept apart.
+# Runs in the sandbox, in the release (or the trial's copy) as the working directory: argv is the
+# record's name (app_runtime.RECORD_NAME) and the migrations; each migrate/<name> with this
+# interpreter, in order, each success recorded in data/<record> (upstream's protocol). Its last line
+# of output is the JSON result; the migrations' own output is kept apart.
 MIGRATE = r"""
 import json, os, subprocess, sys
-ran = []
-for name in sys.argv[1:]:
+record_name, ran = sys.argv[1], []
+for name in sys.argv[2:]:
     result = subprocess.run([sys.executable, os.path.join("migrate", name)], capture_output=True, text=True)
     if result.returncode != 0:
         print(json.dumps({"ran": ran, "failed": name, "output": (result.stdout + result.stderr)[-4000:]}))
         sys.exit(0)
-    with open(os.path.join("data", "migrations_done.txt"), "a", encoding="utf-8") as record:
+    with open(os.path.join("data", record_name), "a", encoding="utf-8") as record:
         record.write(name + "\n")
     ran.append(name)
 print(json.dumps({"ran": ran, "failed": None, "output": ""}))
@@ -131,6 +132,6 @@ def run_migrations(sandbox, release, python, names, environment, read_write=None
     """The named migrations in the sandbox; returns (ran, failed_name, output)."""
     if not names:
         return [], None, ""
-    result = last_json_line(*sandbox.run([python, "-c", MIGRATE, *names], release, environment, read_write,
+    result = last_json_line(*sandbox.run([python, "-c", MIGRATE, RECORD_NAME, *names], release, environment, read_write,
                                          description="migrations"), "running the migrations")
     return result["ran"], result["failed"], result["output"]
