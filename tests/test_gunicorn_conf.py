@@ -1,6 +1,7 @@
 """The rendered gunicorn.conf.py runs a real gunicorn (the role's pinned version) on loopback:
-its worker class loads, a SIGTERM still lets a request in progress finish (graceful stop), and
-password hashes at once are bounded (the worker's peak memory proves it)."""
+its worker class loads, a SIGTERM still lets a request in progress finish (graceful stop),
+password hashes at once are bounded (the worker's peak memory proves it), and a client that
+keeps failing password checks is refused before the app while another client logs in."""
 
 import pathlib
 import signal
@@ -11,12 +12,14 @@ import threading
 import time
 import urllib.request
 
+from helpers import ROLE
 from test_templates import render
 
 APP = '''
 import hashlib
 import time
 
+CALLS = []
 
 def init_app():
     pass
@@ -28,6 +31,20 @@ def app(environ, start_response):
     if environ["PATH_INFO"] == "/hash":
         # werkzeug's default password hash: 32 MiB while it runs.
         hashlib.scrypt(b"pupil", salt=b"0123456789abcdef", n=2**15, r=8, p=1, maxmem=132 * 2**20, dklen=64)
+    if environ["PATH_INFO"] == "/login" and environ["REQUEST_METHOD"] == "POST":
+        # As the real app: a good login redirects elsewhere, a wrong one shows the form again (200).
+        CALLS.append(environ.get("HTTP_X_REAL_IP"))
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if b"password=right" in body:
+            start_response("302 FOUND", [("Location", "/dashboard")])
+            return [b""]
+        if b"password=slow" in body:
+            time.sleep(0.2)  # a hash on a busy core: checks that arrive meanwhile are in flight
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"wrong"]
+    if environ["PATH_INFO"] == "/calls":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(CALLS)).encode()]
     if environ["PATH_INFO"] == "/peak":
         # The worker's high-water mark of resident memory (KiB).
         with open("/proc/self/status") as status:
@@ -45,7 +62,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_gunicorn(root, port, threads=4, hash_concurrency=1):
+def start_gunicorn(root, port, threads=4, hash_concurrency=1, **variables):
     release = root / "releases" / "r1"
     release.mkdir(parents=True)
     (release / "app.py").write_text(APP)
@@ -56,7 +73,8 @@ def start_gunicorn(root, port, threads=4, hash_concurrency=1):
         ansible_facts={"processor_nproc": 1}, __lernmanager_sizing={"memory_mb": 1024, "workers": 1, "threads": threads,
                                                                "hash_concurrency": hash_concurrency},
         lernmanager_gunicorn_max_requests=0, lernmanager_gunicorn_max_requests_jitter=0,
-        lernmanager_gunicorn_timeout=30))
+        lernmanager_gunicorn_timeout=30, __lernmanager_login_throttle=str(ROLE / "files" / "login_throttle.py"),
+        **variables))
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(conf)], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for _ in range(100):
@@ -119,3 +137,64 @@ def test_password_hashes_at_once_are_bounded(tmp_path: pathlib.Path):
     unbounded = peak_mib_after_simultaneous_hashes(tmp_path / "unbounded", hash_concurrency=8)
     assert 30 < bounded < 70, bounded
     assert unbounded > 150, unbounded
+
+
+def post_login(port, client, password, user="pupil"):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/login", data=f"username={user}&password={password}".encode(),
+                                     headers={"X-Real-IP": client, "Content-Type": "application/x-www-form-urlencoded"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_client_failing_password_checks_is_refused_before_the_app(tmp_path: pathlib.Path):
+    port = free_port()
+    proc = start_gunicorn(tmp_path, port, lernmanager_login_failures_per_client=6, lernmanager_login_failures_per_user=4)
+    try:
+        # One user name from one client: refused after its own budget (4).
+        assert [post_login(port, "198.51.100.7", "wrong") for _ in range(6)] == [200] * 4 + [429] * 2
+        # Other names from that client: up to the client's budget (6), then every POST is refused.
+        assert [post_login(port, "198.51.100.7", "wrong", user=f"u{n}") for n in range(3)] == [200, 200, 429]
+        assert post_login(port, "198.51.100.7", "right", user="someone") == 429
+        # An IPv6 client is its /64: another address of the same /64 is the same client.
+        assert [post_login(port, f"2001:db8:7:7::{n:x}", "wrong", user=f"u{n}") for n in range(7)] == [200] * 6 + [429]
+        assert post_login(port, "2001:db8:7:7:ffff::1", "right") == 429
+        # A school behind one address: 90 good logins never count, and its typos stay within budget.
+        assert {post_login(port, "203.0.113.5", "right", user=f"p{n}") for n in range(90)} == {302}
+        assert post_login(port, "203.0.113.5", "wrong") == 200
+        assert post_login(port, "2001:db8:7:8::1", "right") == 302
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/calls", timeout=5) as answer:
+            # The refused POSTs never reached the app: 4 + 2 + 6 + 90 + 1 + 1.
+            assert int(answer.read()) == 104
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=40)[0]
+    assert "198.51.100.7 used up the budget of failed password checks of one user name" in log, log
+    assert "198.51.100.7 used up its budget of failed password checks" in log, log
+    assert "2001:db8:7:7::/64 used up its budget" in log, log
+
+
+def test_checks_in_flight_at_once_never_exceed_the_budget(tmp_path: pathlib.Path):
+    # Sixteen wrong passwords for one name from one client at the same moment, each slow to
+    # check: counted one after another, exactly the budget (4) reaches the app.
+    port = free_port()
+    proc = start_gunicorn(tmp_path, port, threads=16, lernmanager_login_failures_per_client=50,
+                          lernmanager_login_failures_per_user=4)
+    try:
+        statuses = []
+        clients = [threading.Thread(target=lambda: statuses.append(post_login(port, "198.51.100.8", "slow")))
+                   for _ in range(16)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(30)
+        assert sorted(statuses) == [200] * 4 + [429] * 12, statuses
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=40)

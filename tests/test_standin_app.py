@@ -229,8 +229,13 @@ def test_login_upload_and_protected_download(tmp_path):
         page = client.get("/login").get_data(as_text=True)
         bad = client.post("/login", data={"csrf_token": token(page), "username": "admin", "password": "nein"})
         out["wrong_password"] = [bad.status_code, "falsch" in bad.get_data(as_text=True)]
+        out["anon_password"] = client.post("/admin/passwort", data={"current_password": "x"}).headers.get("Location")
         login = client.post("/login", data={"csrf_token": token(page), "username": "admin", "password": "admin"})
         out["login"] = [login.status_code, login.headers.get("Location")]
+        form = client.get("/admin/passwort").get_data(as_text=True)
+        out["password"] = [client.post("/admin/passwort", data=dict(csrf_token=token(form), current_password=current,
+                                                                   new_password="admin")).headers.get("Location")
+                           for current in ("nein", "admin")]
 
         dashboard = client.get("/dashboard").get_data(as_text=True)
         content = bytes(range(256)) * 20
@@ -255,6 +260,9 @@ def test_login_upload_and_protected_download(tmp_path):
     assert result["no_token_login"] == 400, "the login form must be CSRF-protected"
     assert result["wrong_password"] == [401, True]
     assert result["login"][0] == 302 and result["login"][1].endswith("/dashboard")
+    # The admin's password: anonymous to the login page; a wrong current one back to the form.
+    assert result["anon_password"].endswith("/login")
+    assert [location.rsplit("/", 2)[-1] for location in result["password"]] == ["passwort", "dashboard"]
     assert result["no_token_upload"] == 400
 
     stored = result["stored_name"]

@@ -1,6 +1,7 @@
 """Templates rendered by Ansible's own templating (helpers.render_template): the role's defaults
 and vars, its real filters, facts of a 1 CPU / 1 GB Debian 12 VPS. What varies, varies."""
 
+import ipaddress
 import re
 
 import pytest
@@ -55,35 +56,76 @@ def location_blocks(text):
     return {key: "\n".join(lines) for key, lines in blocks.items()}
 
 
-def test_password_posts_are_queued_host_wide_and_nothing_else_is():
-    text = render_site(lernmanager_login_rate=0)
-    # One host-wide key for POSTs, none for other methods (an empty key is never limited).
-    assert "map $request_method $lernmanager_password_post {\n    POST    host;\n    default \"\";\n}" in text
-    assert "limit_req_zone $lernmanager_password_post zone=lernmanager_password:1m rate=8r/s;" in text
-    blocks = location_blocks(text)
-    limited = [name for name, body in blocks.items() if "limit_req " in body]
-    paths = "|".join(role_defaults()["lernmanager_password_paths"])
-    assert limited == [f'location ~ "^({paths})$" {{'], limited
-    body = blocks[limited[0]]
-    # Queued, not refused: no nodelay; the queue holds 60 s of the rate.
-    assert "limit_req zone=lernmanager_password burst=480;" in body and "nodelay" not in body
-    # The same proxying as every other page.
-    assert body.split("\n", 4)[-1] == blocks["location / {"].split("\n", 1)[-1]
+def map_block(text, variable):
+    """The lines between `map ... $<variable> {` and its `}`."""
+    head = next(line for line in text.splitlines() if line.startswith("map ") and line.endswith(f" ${variable} {{"))
+    return text.split(head + "\n", 1)[1].split("\n}", 1)[0].splitlines()
 
 
-def test_login_posts_are_limited_per_address_as_well():
+def nginx_map(rules, value, captures_from=None):
+    """What an nginx map of these rules gives for `value` (regex rules in order, then default)."""
+    default = None
+    for line in rules:
+        key, result = re.fullmatch(r'\s*("[^"]*"|\S+)\s+("[^"]*"|\S+);', line).groups()
+        key, result = key.strip('"'), result.strip('"')
+        if key == "default":
+            default = result
+        elif key.startswith("~") and (match := re.search(key[1:], value)):
+            return re.sub(r"\$(\d)", lambda number: match.group(int(number.group(1))), result)
+    return default
+
+
+@pytest.mark.parametrize("method, uri, cookie, key", [
+    ("POST", "/login", "", "host"), ("POST", "/login", "abc", "host"),
+    ("POST", "/admin/passwort", "eyJhZG1pbl9pZCI6MX0.Z", "host"),
+    # Without a session cookie the app refuses an admin's path before any hash: not queued.
+    ("POST", "/admin/passwort", "", ""), ("GET", "/login", "", ""), ("GET", "/admin/passwort", "x", ""),
+])
+def test_password_posts_are_queued_host_wide_admin_paths_only_with_a_session(method, uri, cookie, key):
     text = render_site()
-    assert "map $request_method $lernmanager_login_client {\n    POST    $binary_remote_addr;\n    default \"\";\n}" in text
-    assert "limit_req_zone $lernmanager_login_client zone=lernmanager_login:1m rate=30r/m;" in text
+    assert "limit_req_zone $lernmanager_password_post zone=lernmanager_password:1m rate=8r/s;" in text
+    rules = map_block(text, "lernmanager_password_post")
+    assert nginx_map(rules, f"{method} {uri} {cookie}") == key
+
+
+def test_every_password_path_is_limited_per_client_before_the_queue():
+    text = render_site()
+    assert map_block(text, "lernmanager_password_client") == ["    POST    $lernmanager_client;", '    default "";']
+    assert "limit_req_zone $lernmanager_password_client zone=lernmanager_login:2m rate=60r/m;" in text
+    assert "limit_req_zone $lernmanager_password_client zone=lernmanager_admin:2m rate=20r/m;" in text
     blocks = location_blocks(text)
     limited = [name for name, body in blocks.items() if "limit_req " in body]
-    assert limited[0] == "location = /login {" and limited[1].startswith("location ~ "), limited
-    login = blocks["location = /login {"]
-    # Queued host-wide like every password POST, and refused beyond the burst per address.
-    assert "limit_req zone=lernmanager_password burst=480;" in login
-    assert "limit_req zone=lernmanager_login burst=40 nodelay;" in login
-    assert login.split("limit_req zone=lernmanager_login burst=40 nodelay;\n", 1)[1] == \
-        blocks["location / {"].split("\n", 1)[-1]
+    paths = "|".join(path for path in role_defaults()["lernmanager_password_paths"] if path != "/login")
+    assert limited == ["location = /login {", f'location ~ "^({paths})$" {{'], limited
+    login, admin = blocks[limited[0]], blocks[limited[1]]
+    # Queued host-wide (delayed, not refused: no nodelay; 60 s of the rate) and refused per client.
+    for body, client_limit in ((login, "limit_req zone=lernmanager_login burst=120 nodelay;"),
+                               (admin, "limit_req zone=lernmanager_admin burst=30 nodelay;")):
+        assert "limit_req zone=lernmanager_password burst=480;" in body and client_limit in body
+        # The same proxying as every other page.
+        assert body.split(client_limit + "\n", 1)[1] == blocks["location / {"].split("\n", 1)[-1]
+    # Without the login's own limit, /login is still queued, and still not an admin's path.
+    assert "limit_req zone=lernmanager_login " not in location_blocks(render_site(lernmanager_login_rate=0))[
+        "location = /login {"]
+
+
+def hextets(address):
+    return [int(address.exploded[i:i + 4], 16) for i in range(0, 39, 5)]
+
+
+@pytest.mark.parametrize("prefix", ["2001:db8:aa:bb", "2001:db8:0:0", "2001:0:0:5", "2a01:4f8:0:1", "0:0:0:0",
+                                    "fd00:0:0:0", "2001:db8:1:0", "0:0:1:0"])
+def test_the_client_of_an_ipv6_address_is_its_64_however_nginx_writes_it(prefix):
+    rules = map_block(render_site(), "lernmanager_client")
+    groups = [int(group, 16) for group in prefix.split(":")]
+    expected = ":".join(f"{group:x}" for group in groups)
+    for low in ([0, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 1, 0], [1, 2, 3, 4], [0, 5, 0, 0], [0xffff] * 4,
+                [0, 0, 0x500, 0]):
+        # Python writes an IPv6 address as RFC 5952 says, as nginx does (ngx_inet6_ntop).
+        text = ipaddress.IPv6Address(bytes(b for group in groups + low for b in group.to_bytes(2, "big"))).compressed
+        assert nginx_map(rules, text) == expected, text
+    assert nginx_map(rules, "192.0.2.7") == "$binary_remote_addr"
+    assert nginx_map(rules, "::ffff:192.0.2.7") == "$binary_remote_addr"
 
 
 def test_protected_files_never_follow_a_link_the_service_planted():
@@ -123,7 +165,13 @@ def test_an_instance_runs_from_its_own_socket_root_and_settings():
 
 def test_unit_denies_link_local_addresses_unless_allowed():
     assert "IPAddressDeny=169.254.0.0/16 fe80::/10" in render_unit().splitlines()
-    assert "IPAddressDeny" not in render_unit(lernmanager_allow_link_local=True)
+    assert "IPAddressDeny=169.254.0.0/16 fe80::/10" not in render_unit(lernmanager_allow_link_local=True)
+
+
+def test_the_app_reaches_no_gunicorn_on_loopback_but_the_stub_resolver():
+    lines = render_unit(lernmanager_allow_link_local=True).splitlines()
+    assert "IPAddressDeny=localhost" in lines and "IPAddressAllow=127.0.0.53" in lines
+    assert [line for line in lines if line.startswith("IPAddressAllow=")] == ["IPAddressAllow=127.0.0.53"]
 
 
 @pytest.mark.parametrize("debian,backs_off", [("12", False), ("13", True)])
@@ -267,8 +315,12 @@ def test_grading_uploads_are_streamed_to_the_service_for_admins_only_with_the_to
     grading = blocks["location /grading/ {"]
     for line in ("auth_request /internal/auth-check;", "client_max_body_size 512m;", "proxy_request_buffering off;",
                  "proxy_pass https://grading.example.org/api/;", 'proxy_set_header Cookie "";',
-                 "include /etc/nginx/snippets/lernmanager-grading-token.conf;", "proxy_ssl_verify on;"):
+                 "include /etc/nginx/snippets/lernmanager-grading-token.conf;", "proxy_ssl_verify on;",
+                 # The service's answers on the school's origin: no cookie, no internal redirect, no page.
+                 "proxy_hide_header Set-Cookie;", "include /etc/nginx/snippets/lernmanager-security-headers.conf;",
+                 "add_header Content-Security-Policy \"default-src 'none'; sandbox\" always;"):
         assert line in grading, line
+    assert re.search(r"^proxy_ignore_headers .*\bX-Accel-Redirect\b", grading, re.M), grading
     assert "t" * 24 not in render_site(**GRADING), "the site holds no secret"
     token = render("grading-token.conf.j2", **GRADING)
     assert f'proxy_set_header Authorization "Bearer {"t" * 24}";' in token

@@ -55,9 +55,14 @@ def test_an_admin_upload_is_streamed_to_the_service_with_the_token_and_no_cookie
     assert "cookie" not in record["headers"], "the school's session is the app's, not the service's"
     # Streamed: the service had the request's head while the browser still sent the second half.
     assert record["body_done_at"] - record["head_at"] >= 1.5, record
-    # The browser sees the service's answer, never the token.
+    # The browser sees the service's answer (not the file its X-Accel-Redirect names), never the
+    # token, no cookie of the service's on the school's origin, and a policy that runs nothing.
     assert json.loads(result["body"])["received"] == result["sent_length"]
     assert TOKEN not in result["body"] + json.dumps(result["headers"])
+    headers = {name.lower(): value for name, value in result["headers"].items()}
+    assert "set-cookie" not in headers and "x-accel-redirect" not in headers, headers
+    assert headers["content-security-policy"] == "default-src 'none'; sandbox", headers
+    assert headers["x-content-type-options"] == "nosniff", headers
 
 
 def test_the_grading_uploads_have_their_own_body_limit(host, stub):

@@ -16,7 +16,7 @@ import sys
 import pytest
 import testinfra
 
-from lm_testlib import REPO, db_state, http, playbook
+from lm_testlib import REPO, db_state, http, playbook, start_in_service_sandbox, stop_unit
 
 CANARY, BLOCKED, SHARED, ZWEI = "lm-fleet-a", "lm-fleet-b", "lm-fleet-c", "lm-fleet-c-zwei"
 SCHOOLS = {CANARY: ("lernmanager", "lernmanager.test"), BLOCKED: ("lernmanager", "lernmanager.test"),
@@ -96,6 +96,28 @@ def test_two_schools_on_one_host_share_nothing_but_nginx():
     assert config.count("listen 80 default_server;") == 1, config
     unknown = host.run("curl -sS -o /dev/null -H 'Host: nobody.example' http://127.0.0.1/login")
     assert unknown.rc == 52, "no answer at all for a name no school has"
+
+
+def test_a_school_reaches_no_gunicorn_on_loopback_and_nginx_reaches_both():
+    """zwei's app, were it hostile, cannot speak to the other school's gunicorn (which trusts
+    X-Real-IP from 127.0.0.1) nor to its own; nginx and root still reach both."""
+    host = host_named(SHARED)
+
+    def probe(unit, without=()):
+        try:
+            start_in_service_sandbox(host, unit, "lm_loopback_probe.py", "8081", "8082", service="zwei",
+                                     oneshot=True, without=without)
+            return host.check_output(f"journalctl -u {unit} -o cat --no-pager")
+        finally:
+            stop_unit(host, unit)
+    probed = probe("lm-loopback-probe")
+    assert "8081 blocked" in probed and "8082 blocked" in probed, probed
+    # The same sandbox without its IP address lines (as before this guard) reaches both: the probe can tell.
+    unguarded = probe("lm-loopback-probe-unguarded", without=("IPAddressDeny=", "IPAddressAllow="))
+    assert "8081 reached" in unguarded and "8082 reached" in unguarded, unguarded
+    for port in (8081, 8082):
+        assert host.run(f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)'").rc == 0
+    assert serves_version(SHARED, "1") and serves_version(ZWEI, "1")
 
 
 def test_a_port_another_school_has_is_refused_before_any_change():

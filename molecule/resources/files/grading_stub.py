@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in grading service: records every request it receives, one JSON line each, and answers
-as the real service's job endpoints do (a job id). Standard library only; runs in the test
+as the real service's job endpoints do (a job id), with two headers a hostile service could add
+(a cookie for the school's origin, an X-Accel-Redirect). Standard library only; runs in the test
 containers.
 
     python3 grading_stub.py PORT LOG
@@ -60,6 +61,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         reply = json.dumps({"job_id": "job-1", "received": length}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        # A hostile (or broken) service: nginx must not hand the school's browser a cookie of the
+        # school's origin, nor follow the service into the school's protected files.
+        self.send_header("Set-Cookie", "session=from-the-grading-service; Path=/")
+        self.send_header("X-Accel-Redirect", "/protected-files/planted.txt")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)

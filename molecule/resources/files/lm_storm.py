@@ -5,6 +5,7 @@ Standard library only: it runs inside the test containers and the benchmark's lo
 
     python3 lm_storm.py [--base http://127.0.0.1] [--host-header lernmanager.test] --clients 60 \
         [--user admin] [--password admin] [--wrong] [--sources 1] [--first-source 1] [--probe] [--timeout 120]
+        [--flood /admin/passwort [--cookie session=forged]] [--forwarded-for 2001:db8:64::]
 
 Each client opens its own connections from one of --sources loopback addresses (127.0.0.1, then
 127.0.0.2, ...: every 127/8 address is local, so nginx sees that many client addresses; with
@@ -12,6 +13,10 @@ Each client opens its own connections from one of --sources loopback addresses (
 /login for its session cookie and CSRF token, waits at a barrier, and POSTs the form. With
 --wrong every POST carries a wrong password. With --probe a separate client GETs /login one
 request after another during the storm and reports its latencies (is the site still usable?).
+With --flood PATH the clients fetch no form: each POSTs a form to PATH at the barrier, with the
+--cookie given or none (a script hammering an admin's password path without a session). With
+--forwarded-for PREFIX client i's requests say `X-Forwarded-For: PREFIX<i in hex>` (one IPv6 /64
+behind a proxy the site trusts: its source address must be in lernmanager_trusted_proxies).
 
 A valid login succeeds when the app redirects (302/303); a wrong one when the app answers it
 (any status but nginx's 502/503/504). Prints one JSON object and exits 0 whenever it ran:
@@ -43,6 +48,9 @@ def parse_args():
     parser.add_argument("--first-source", type=int, default=1, help="last byte of the first source address")
     parser.add_argument("--probe", action="store_true", help="GET /login in a loop during the storm")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
+    parser.add_argument("--flood", metavar="PATH", help="POST a form to PATH without fetching one first")
+    parser.add_argument("--cookie", help="the Cookie header of every --flood POST")
+    parser.add_argument("--forwarded-for", metavar="PREFIX", help="X-Forwarded-For: PREFIX<client number in hex>")
     args = parser.parse_args()
     url = urllib.parse.urlsplit(args.base)
     if not (url.hostname == "localhost" or url.hostname.startswith("127.") or url.hostname == "::1"):
@@ -59,11 +67,13 @@ class Site:
         self.host_header = args.host_header
         self.timeout = args.timeout
 
-    def request(self, method, path, source, body=None, cookie=None):
+    def request(self, method, path, source, body=None, cookie=None, forwarded_for=None):
         """One request on a new connection from `source`; returns (status, headers, body text)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
                                           source_address=(source, 0))
         headers = {"Host": self.host_header}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
         if cookie:
             headers["Cookie"] = cookie
         if body is not None:
@@ -81,18 +91,12 @@ def session_cookie(headers):
     return "; ".join(cookies) or None
 
 
-def client(site, args, source, barrier, outcome):
+def client(site, args, source, forwarded_for, barrier, outcome):
     """Fetch the form, wait for everyone, POST it; fills `outcome` with what happened."""
+    path, cookie, body = args.flood or "/login", args.cookie, "current_password=x&new_password=y"
     try:
-        status, headers, body = site.request("GET", "/login", source)
-        match = CSRF.search(body)
-        if status != 200:
-            raise RuntimeError(f"GET /login: {status}")
-        form = {"username": args.user, "password": args.password + ("-wrong" if args.wrong else "")}
-        if match:
-            form["csrf_token"] = match.group(1) or match.group(2)
-        body = urllib.parse.urlencode(form)
-        cookie = session_cookie(headers)
+        if not args.flood:
+            body, cookie = login_form(site, args, source, forwarded_for)
     except Exception as error:  # noqa: BLE001  reported, never raised: the caller judges
         outcome["error"] = f"form: {error}"
         barrier.abort()
@@ -104,12 +108,24 @@ def client(site, args, source, barrier, outcome):
         return
     start = time.monotonic()
     try:
-        status, headers, _ = site.request("POST", "/login", source, body=body, cookie=cookie)
+        status, _, _ = site.request("POST", path, source, body=body, cookie=cookie, forwarded_for=forwarded_for)
         outcome["status"] = status
     except Exception as error:  # noqa: BLE001
-        outcome["error"] = f"POST /login: {type(error).__name__}: {error}"
+        outcome["error"] = f"POST {path}: {type(error).__name__}: {error}"
     outcome["seconds"] = time.monotonic() - start
     outcome["end"] = time.monotonic()
+
+
+def login_form(site, args, source, forwarded_for):
+    """GET /login: the form's body to POST (with its CSRF token) and the session cookie."""
+    status, headers, body = site.request("GET", "/login", source, forwarded_for=forwarded_for)
+    match = CSRF.search(body)
+    if status != 200:
+        raise RuntimeError(f"GET /login: {status}")
+    form = {"username": args.user, "password": args.password + ("-wrong" if args.wrong else "")}
+    if match:
+        form["csrf_token"] = match.group(1) or match.group(2)
+    return urllib.parse.urlencode(form), session_cookie(headers)
 
 
 def probe(site, source, stop, latencies, failures):
@@ -137,7 +153,9 @@ def main():
     barrier = threading.Barrier(args.clients + 1)
     outcomes = [{} for _ in range(args.clients)]
     threads = [threading.Thread(target=client, daemon=True,
-                                args=(site, args, f"127.0.0.{args.first_source + i % args.sources}", barrier, outcomes[i]))
+                                args=(site, args, f"127.0.0.{args.first_source + i % args.sources}",
+                                      f"{args.forwarded_for}{i + 1:x}" if args.forwarded_for else None,
+                                      barrier, outcomes[i]))
                for i in range(args.clients)]
     for thread in threads:
         thread.start()

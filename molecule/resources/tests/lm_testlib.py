@@ -244,16 +244,19 @@ SANDBOX_SCRIPTS = "/usr/local/lib/lm-test"
 NOT_SANDBOX = ("Type=", "NotifyAccess=", "ExecStart=", "ExecReload=", "KillMode=", "Restart", "TimeoutStopSec=")
 
 
-def start_in_service_sandbox(host, unit, script, *args):
-    """files/<script> under the system python3 as the service user inside lernmanager.service's own
-    sandbox: a unit made of that unit's [Service] section (user, env file, sandbox, memory)."""
+def start_in_service_sandbox(host, unit, script, *args, service="lernmanager", oneshot=False, without=()):
+    """files/<script> under the system python3 as the service user inside <service>.service's own
+    sandbox: a unit made of that unit's [Service] section (user, env file, sandbox, memory) but
+    the lines starting with one of `without`. A oneshot unit is started and waited for (its
+    output: `journalctl -u <unit> -o cat`)."""
     host.run("install -d -m 0755 %s", SANDBOX_SCRIPTS)
     assert host.run("install -m 0644 %s %s/", put_script(host, script), SANDBOX_SCRIPTS).rc == 0
-    service = host.file("/etc/systemd/system/lernmanager.service").content_string
-    section = service.split("[Service]", 1)[1].split("[Install]", 1)[0]
-    kept = [line for line in section.splitlines() if line.strip() and not line.startswith(NOT_SANDBOX)]
+    text = host.file(f"/etc/systemd/system/{service}.service").content_string
+    section = text.split("[Service]", 1)[1].split("[Install]", 1)[0]
+    kept = [line for line in section.splitlines()
+            if line.strip() and not line.startswith(NOT_SANDBOX) and not line.startswith(tuple(without))]
     assert any(line.startswith("ProtectSystem=") for line in kept), section
-    text = "\n".join(["[Service]", "Type=simple",
+    text = "\n".join(["[Service]", "Type=oneshot" if oneshot else "Type=simple",
                       "ExecStart=/usr/bin/python3 " + " ".join([f"{SANDBOX_SCRIPTS}/{script}", *args]), *kept]) + "\n"
     host.run("cat > /etc/systemd/system/%s.service <<'LM_EOF'\n%s\nLM_EOF" % (unit, text))
     started = host.run("systemctl daemon-reload && systemctl start %s", unit)
