@@ -136,6 +136,26 @@ def test_planted_links_and_fifos_are_left_out_and_counted(host):
         assert member.mode in (0o600, 0o640, 0o750)
 
 
+def test_names_root_would_refuse_and_sparse_files_are_left_out_and_counted(host):
+    """A name with a newline once failed every nightly backup (root refuses it in the stream); a
+    sparse terabyte kept one reading zeros for hours and would fill the disk on a restore."""
+    top, _ = host
+    uploads = top / "instance" / "uploads"
+    odd_dir = uploads / "class\n7b"
+    odd_dir.mkdir()
+    (odd_dir / "inside.txt").write_text("never reached")
+    (uploads / "line\nbreak.pdf").write_bytes(b"%PDF-1.4 odd name")
+    with open(uploads / "sparse.bin", "wb") as sparse:
+        sparse.truncate(2**40)
+    for path in (odd_dir, odd_dir / "inside.txt", uploads / "line\nbreak.pdf", uploads / "sparse.bin"):
+        os.chown(path, pwd_uid(USER), -1)
+    summary, stream = write(top)
+    assert summary["skipped"] == 3 + 3, summary  # the planted three, the directory, the name, the sparse file
+    names = members(stream)
+    assert "instance/uploads/notes.txt" in names and "instance/uploads/class-7a/drawing.png" in names
+    assert not [name for name in names if "\n" in name or "sparse" in name or "inside" in name], names
+
+
 def test_unchanged_files_give_the_same_bytes(host):
     """restic stores an unchanged set as (almost) nothing new only if the stream repeats itself."""
     top, _ = host

@@ -120,6 +120,19 @@ def test_restore_puts_back_database_and_migration_record(tmp_path, live_db):
     assert (st.st_uid, st.st_mode & 0o777) == (int(subprocess.check_output(["id", "-u", USER])), 0o640)
 
 
+def test_a_damaged_backup_is_checked_by_the_service_user_and_changes_nothing(tmp_path, live_db):
+    """Root never lets SQLite parse bytes the service made: the child checks them, and refuses."""
+    database, db = live_db
+    db.close()
+    backup_path = backup(database, tmp_path / "backups")["backup"]
+    with open(backup_path, "r+b") as damaged:
+        damaged.write(b"not a database header at all")
+    result = database_module("restore", ok=False, database=database, backup=backup_path)
+    assert result["_failed"] and f"the restore as {USER} failed" in result["msg"], result["msg"]
+    assert "not a database" in result["msg"], result["msg"]
+    assert count(database) == 500, "the live database is untouched"
+
+
 # --- a hostile service user: every name root used to touch in data/ is planted as a link ---------
 # From the helper as it was (issue 9): restore wrote data/.restore.tmp and
 # data/migrations_done.txt.tmp, then chowned and renamed them; backup copied

@@ -199,6 +199,9 @@ def prepare_trial(release, work, database_name, stdin, **_):
     data = os.path.join(app, "data")
     copy_members(stdin, {DATABASE_MEMBER: lambda: open(os.path.join(data, database_name), "xb"),
                          RECORD_MEMBER: lambda: open(os.path.join(data, RECORD_NAME), "xb")})
+    result = integrity_check(os.path.join(data, database_name))[0]
+    if result != "ok":
+        raise LernmanagerError(f"the backup fails integrity_check ({result}); no migration was tried")
     return app
 
 
@@ -313,11 +316,9 @@ def backup(user, database, backup_dir, label, keep):
 
 
 def feed_backup(backup_path):
-    """A feed for ServiceUser.run: the backup (root-only, trusted) and its record as a tar stream."""
-    result = integrity_check(backup_path)[0]
-    if result != "ok":
-        raise LernmanagerError(f"{backup_path}: integrity_check failed ({result}); nothing was changed")
-
+    """A feed for ServiceUser.run: the backup (root-only) and its record as a tar stream. The child
+    checks the database's integrity before it uses it (import_stream, prepare_trial): root never
+    lets SQLite parse bytes the service made."""
     def feed(writer):
         with tarfile.open(fileobj=writer, mode="w|") as tar:
             tar.add(backup_path, arcname=DATABASE_MEMBER)

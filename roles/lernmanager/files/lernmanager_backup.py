@@ -250,8 +250,8 @@ def main(argv):
             summary["seconds"] = round(time.monotonic() - started, 1)
             log(json.dumps(summary, sort_keys=True))
             if summary["skipped"]:
-                log(f"left out {summary['skipped']} links or special files in the uploads and reports "
-                    "(the app makes none: look at who did)")
+                log(f"left out {summary['skipped']} links, special or sparse files or names with a line break in "
+                    "the uploads and reports (the app makes none: look at who did)")
         else:
             raise LernmanagerError(f"unknown command {command!r}: run, run-and-check, init, latest, on-failure or restic")
     except (LernmanagerError, OSError, subprocess.CalledProcessError) as error:
