@@ -186,10 +186,16 @@ def test_restore_over_planted_links_writes_as_the_service_user(tmp_path, live_db
     backups = tmp_path / "backups"
     backup_path = backup(database, backups)["backup"]
     db.close()
-    plant(database.parent, PLANTED, canary)
+    # The journal names SQLite opens beside the database, and a FIFO: unlinked before the restore.
+    plant(database.parent, PLANTED + ["mbi_tracker.db-wal", "mbi_tracker.db-journal"], canary)
+    subprocess.run(["setpriv", f"--reuid={USER}", "--regid=nogroup", "--clear-groups",
+                    "mkfifo", str(database.parent / "planted-fifo")], check=True)
     database_module("restore", database=database, backup=backup_path)
     record = database.parent / "migrations_done.txt"
     assert not record.is_symlink() and record.read_text() == "migrate_001.py\n", "the link was replaced"
+    left = sorted(entry.name for entry in os.scandir(database.parent)
+                  if entry.is_symlink() or not entry.is_file(follow_symlinks=False))
+    assert left == [], f"planted entries left in data/: {left}"
     assert count(database) == 500
     assert not any(SECRET in open(p, "rb").read() for p in files_below(tmp_path / "data", backups))
 

@@ -166,9 +166,22 @@ def restore_database(snapshot, database):
     os.chmod(database, FILE_MODE)
 
 
+def remove_planted(data_dir):
+    """Unlink the links and special files in data_dir (the app makes none there): a database or
+    journal name planted as a link would have the restore write through it. Returns their names."""
+    removed = []
+    for entry in os.scandir(data_dir):
+        if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+            os.unlink(entry.path)
+            removed.append(entry.name)
+    return sorted(removed)
+
+
 def import_stream(database, stdin, **_):
-    """Put a tar of export's members back: database first, then its record."""
+    """Put a tar of export's members back: database first, then its record. What was planted in
+    data/ (links, special files) goes first."""
     data_dir = os.path.dirname(database)
+    remove_planted(data_dir)
     record = Kept()
     handle, snapshot = tempfile.mkstemp(prefix=".import-", suffix=".db", dir=data_dir)
     try:
