@@ -71,13 +71,40 @@ def test_a_record_holds_each_watched_path_and_reads_back_the_same(tmp_path):
     assert written["files"][str(tmp_path / "current")] == "link releases/p-1"
     assert not run_module_in_process("deploy_state", args)["changed"], "the same again changes nothing"
 
-    read = run_module_in_process("deploy_state", {"path": str(record), "watch": watch})
-    assert read["stored"]["inputs"] == "f1" and read["stored"]["files"] == read["files"] == written["files"]
+    read = run_module_in_process("deploy_state", {"path": str(record), "watch": watch, "fingerprint": {"inputs": "f1"}})
+    assert read["stored"]["inputs"] == read["keyed"]["inputs"] != "f1", "recorded keyed, compared keyed"
+    assert read["stored"]["release"] == "p-1" and read["stored"]["files"] == read["files"] == written["files"]
 
     (config / "lm.env").write_text("A=2\n")
     (config / "stray.conf").write_text("")
     now = run_module_in_process("deploy_state", {"path": str(record), "watch": watch})["files"]
     assert gate().differences(read["stored"]["files"], now) == [f"{config / 'lm.env'} changed", f"{config / 'stray.conf'} is new"]
+
+
+@ROOT_ONLY
+def test_a_leaked_record_holds_no_digest_of_a_secret(tmp_path):
+    """The record keys every digest with the host's own key (root's 0600 file beside it, never
+    watched, never sent): the SHA-256 of a guessable secret is nowhere in it."""
+    fingerprint = fingerprint_of(dict(BASE, lernmanager_admin_password="Sommer2026!"))
+    secret_digest = fingerprint["parts"]["lernmanager_admin_password"]
+    assert secret_digest == gate().digest("Sommer2026!")
+    record = tmp_path / "deployed.json"
+    args = {"path": str(record), "state": "recorded", "watch": [str(tmp_path) + "/"], "record": dict(fingerprint, code="g-1")}
+    assert run_module_in_process("deploy_state", args)["changed"]
+    key = pathlib.Path(str(record) + ".key")
+    assert (key.stat().st_uid, oct(key.stat().st_mode & 0o777), key.stat().st_size) == (0, "0o600", 32)
+    text = record.read_text()
+    assert secret_digest not in text and fingerprint["inputs"] not in text and fingerprint["setup"] not in text
+    assert str(key) not in text, "the key is not a watched path"
+    read = run_module_in_process("deploy_state", {"path": str(record), "fingerprint": fingerprint})
+    assert "Sommer2026!" not in str(read) and read["keyed"]["parts"] == read["stored"]["parts"]
+    assert gate().decide(read["stored"], dict(fingerprint, code="g-1", **read["keyed"]), {"files": read["stored"]["files"]}) == ("none", [])
+    # Another host's key (or a record from before keys, without one) never compares equal.
+    key.write_bytes(os.urandom(32))
+    again = run_module_in_process("deploy_state", {"path": str(record), "fingerprint": fingerprint})
+    assert again["keyed"]["inputs"] != again["stored"]["inputs"]
+    key.unlink()
+    assert run_module_in_process("deploy_state", {"path": str(record), "fingerprint": fingerprint})["keyed"] is None
 
 
 def test_a_mode_change_is_a_difference_and_the_record_itself_is_not_watched(tmp_path):

@@ -181,6 +181,8 @@ class ActionModule(ActionBase):
         }
         if args.get("source") == "git":
             probe.update(git_repo=args.get("git_repo") or "", git_version=args.get("git_version") or "")
+        # The host keys the digests as its record holds them (deploy_state's key never leaves it).
+        probe["fingerprint"] = {name: result[name] for name in ("inputs", "setup", "parts")}
         if args.get("full_run"):
             result["code"] = self.code_id(args, None)
             result["reasons"] = ["lernmanager_full_run is set"]
@@ -191,6 +193,8 @@ class ActionModule(ActionBase):
         result["code"] = self.code_id(args, look.get("git_commit"))
         stored = look.get("stored") or {}
         result["release"] = stored.get("release", "")
-        result["lane"], result["reasons"] = decide(stored, result, look)
+        # A host without a key yet (a record from before keys) compares the digests as they are.
+        now = dict(result, **(look.get("keyed") or {}))
+        result["lane"], result["reasons"] = decide(stored, now, look)
         result["passed"] = result["lane"] == "none"
         return result

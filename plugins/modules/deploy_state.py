@@ -16,6 +16,10 @@ description:
     that O(git_repo) has for O(git_version) (C(git ls-remote), without fetching).
   - The lernmanager.deploy.deploy_gate action compares the two; this module only reads and writes.
   - Never follows a link; O(watch) names root's places only (the service user's data is not watched).
+  - The fingerprint's digests (C(inputs), C(setup), each of C(parts)) are recorded keyed, as HMAC-SHA256
+    with a random key of this host's (C(<path>.key), root's, mode 0600, made with the first record), so
+    a record that leaks reveals no digest of a secret that could be guessed. With O(state=read) the
+    module keys O(fingerprint) the same way for the comparison (RV(keyed)); the key never leaves the host.
 version_added: 0.2.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes]
@@ -37,7 +41,11 @@ options:
     elements: str
     default: []
   record:
-    description: What to record with the descriptors (O(state=recorded)).
+    description: What to record with the descriptors (O(state=recorded)); its C(inputs), C(setup) and C(parts) are keyed.
+    type: dict
+    default: {}
+  fingerprint:
+    description: The gate's C(inputs), C(setup) and C(parts), to key for the comparison (O(state=read)).
     type: dict
     default: {}
   packages:
@@ -95,10 +103,15 @@ git_commit:
   description: The commit O(git_repo) has for O(git_version), or C(null) when it names none or cannot be reached.
   type: str
   returned: state is read
+keyed:
+  description: O(fingerprint) keyed with the host's key, or C(null) when the host has none yet (a record from before keys, or none).
+  type: dict
+  returned: state is read
 """
 
 import glob
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -144,7 +157,56 @@ def expand(patterns, record_path):
         else:
             found.update(glob.glob(pattern))
     found.discard(record_path)
+    found.discard(key_path(record_path))
     return {path: describe(path) for path in sorted(found)}
+
+
+KEY_BYTES = 32
+KEYED = ("inputs", "setup")
+
+
+def key_path(record_path):
+    return record_path + ".key"
+
+
+def read_key(record_path):
+    """The host's key: root's own regular file, readable by root only; None otherwise."""
+    try:
+        handle = os.open(key_path(record_path), os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, OSError):
+        return None
+    with os.fdopen(handle, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        key = stream.read(KEY_BYTES + 1)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077 or len(key) != KEY_BYTES:
+        return None
+    return key
+
+
+def new_key(record_path):
+    """A fresh random key, written in place of whatever was there (root's, 0600)."""
+    key = os.urandom(KEY_BYTES)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(record_path), prefix=".deployed-key.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(key)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, key_path(record_path))
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return key
+
+
+def keyed(key, fingerprint):
+    """The fingerprint with its digests keyed (HMAC-SHA256); other entries as they are."""
+    def mac(text):
+        return hmac.new(key, str(text).encode(), hashlib.sha256).hexdigest()
+    out = dict(fingerprint)
+    out.update({name: mac(fingerprint[name]) for name in KEYED if name in fingerprint})
+    if isinstance(fingerprint.get("parts"), dict):
+        out["parts"] = {name: mac(value) for name, value in fingerprint["parts"].items()}
+    return out
 
 
 def read_record(path):
@@ -222,17 +284,23 @@ def main():
             "units": {"type": "list", "elements": "str", "default": []},
             "git_repo": {"type": "str", "default": "", "no_log": True},  # may hold a token
             "git_version": {"type": "str", "default": ""},
+            "fingerprint": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
     params = module.params
     files = expand(params["watch"], params["path"])
+    key = read_key(params["path"])
     if params["state"] == "read":
         module.exit_json(changed=False, stored=read_record(params["path"]), files=files,
                          packages_missing=missing_packages(module, params["packages"]),
                          units_inactive=inactive_units(module, params["units"]),
-                         git_commit=remote_commit(params["git_repo"], params["git_version"]))
-    content = json.dumps(dict(params["record"], files=files), indent=1, sort_keys=True) + "\n"
+                         git_commit=remote_commit(params["git_repo"], params["git_version"]),
+                         keyed=keyed(key, params["fingerprint"]) if key else None)
+    if key is None:
+        # Check mode writes nothing: keyed with a key of the moment, the record reads as changed.
+        key = os.urandom(KEY_BYTES) if module.check_mode else new_key(params["path"])
+    content = json.dumps(dict(keyed(key, params["record"]), files=files), indent=1, sort_keys=True) + "\n"
     try:
         with open(params["path"], encoding="utf-8") as stream:
             changed = stream.read() != content
