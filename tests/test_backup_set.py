@@ -192,12 +192,24 @@ def test_a_missing_database_fails_the_set(host):
         write(top, database=str(top / "data" / "missing.db"))
 
 
-def test_a_planted_migration_record_fails_the_set(host):
+def test_a_planted_migration_record_is_left_out_and_flagged_and_its_set_is_not_restored(host, fresh_host):
+    """The app's account must not stop the school's backups: the set is written without the record
+    (never read through the link) and says so; a restore of it would read as "no migrations ran",
+    so it is refused before anything changes."""
     top, _ = host
     (top / "data" / "migrations_done.txt").unlink()
     os.symlink(top / "canary", top / "data" / "migrations_done.txt")
-    with pytest.raises(Exception, match="not a regular file"):
-        write(top)
+    summary, stream = write(top)
+    found = members(stream)
+    assert "data/migrations_done.txt" not in found and "data/mbi_tracker.db" in found
+    assert summary["anomalies"] and "not a regular file" in summary["anomalies"][0], summary
+    assert json.loads(found["data/check.json"][1])["record"] == "left out"
+    assert summary["files"] == 3, "everything else is in the set"
+    assert SECRET not in stream
+    with pytest.raises(RuntimeError, match="taken while the migration record was planted"):
+        restore(fresh_host, stream)
+    assert tree(fresh_host) == {"data": "dir", "instance": "dir", "instance/uploads": "dir",
+                                "instance/reports": "dir", "config": "dir", "backups": "dir"}, "nothing changed"
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "uploads/../../x", "other/x", "uploads/./x",
@@ -246,7 +258,7 @@ def test_sftp_repositories_use_the_roles_ssh_settings(repository, command):
 def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
     """As the role installs it (tasks/steps/backups.yml): one file, the module_utils inside, run
     by the system's Python in isolated mode, with no collection on its path."""
-    names = ["service_user", "restic", "app_runtime", "snapshot", "backup_set"]
+    names = ["service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set"]
     bundle = {name: (REPO / "plugins" / "module_utils" / f"{name}.py").read_text() for name in names}
     script = tmp_path / "lernmanager-backup"
     script.write_text("#!/usr/bin/python3 -I\nMODULE_UTILS = " + json.dumps(bundle) + "\n"
@@ -262,8 +274,8 @@ def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
 
 def test_the_role_installs_the_module_utils_the_script_loads():
     tasks = (REPO / "roles" / "lernmanager" / "tasks" / "steps" / "backups.yml").read_text()
-    assert "__names: [service_user, restic, app_runtime, snapshot, backup_set]" in tasks
-    assert backup_script().BUNDLED == ("service_user", "restic", "app_runtime", "snapshot", "backup_set")
+    assert "__names: [service_user, restic, app_runtime, planted, snapshot, backup_set]" in tasks
+    assert backup_script().BUNDLED == ("service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set")
 
 
 def test_the_failure_command_runs_after_a_failed_run_only(tmp_path):

@@ -38,6 +38,7 @@ EXECUTABLE_PACKAGE = {
     "openssl": "openssl",
     "certbot": "certbot",
     "nft": "nftables",
+    "/usr/sbin/nft": "nftables",
     "brotli": "brotli",
     "logrotate": "logrotate",
     "kill": "procps",

@@ -177,6 +177,7 @@ def test_a_planted_record_fails_the_backup_and_leaks_nothing(tmp_path, live_db, 
     backups = tmp_path / "backups"
     result = backup(database, backups, "a_to_b", ok=False)
     assert result["_failed"] and "migrations_done.txt is not a regular file" in result["msg"], result["msg"]
+    assert "-e lernmanager_quarantine_planted=true" in result["msg"], "the way on is named"
     assert os.listdir(backups) == [], "no backup, not even a partial one"
     assert not any(SECRET in open(p, "rb").read() for p in files_below(tmp_path / "data", backups))
 

@@ -39,7 +39,7 @@ def test_the_client_is_an_ipv4_address_or_an_ipv6_64(environ, client):
 
 def test_a_full_bucket_refuses_until_it_drained_enough_for_one_more():
     now = [0.0]
-    buckets = throttle.Buckets(budget=5, window=600, clock=lambda: now[0])
+    buckets = throttle.Buckets(budget=5, window=600)
     for _ in range(5):
         assert buckets.wait("c", now[0]) == 0
         buckets.add("c", now[0])

@@ -496,6 +496,8 @@ def status_root(tmp_path, since):
 
 def test_host_status_reports_what_serves_and_warns_about_what_needs_an_admin(tmp_path, login_server, capfd):
     root = status_root(tmp_path, "2026-01-01T00:00:00Z")
+    (root / "shared" / "data").mkdir(parents=True)
+    (root / "shared" / "data" / "migrations_done.txt").symlink_to("/etc/shadow")
     cert = tmp_path / "fullchain.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
                     "-out", str(cert), "-days", "5", "-subj", "/CN=school.test"], check=True, capture_output=True)
@@ -513,6 +515,8 @@ def test_host_status_reports_what_serves_and_warns_about_what_needs_an_admin(tmp
     assert any("certificate expires in 4 d" in p for p in problems), problems
     assert any("backups cannot be read" in p and "no-backup-settings.json is missing" in p for p in problems), problems
     assert any(p.startswith(f"{tmp_path}, {root}: ") and "less than 101 %" in p for p in problems), problems
+    assert any("shared/data holds 'migrations_done.txt' (a link to '/etc/shadow')" in p for p in problems), problems
+    assert result["planted"] == [{"name": "migrations_done.txt", "kind": "link", "target": "/etc/shadow"}]
     assert result["line"].startswith("live r-2 (") and "previous r-1, /login 200" in result["line"]
     assert f"WARNING ({len(problems)}): " in result["line"] and "cert 4 d" in result["line"]
     shown = capfd.readouterr().err
@@ -546,3 +550,47 @@ def test_host_status_judges_backups_by_age_and_a_new_host_has_had_no_night_yet()
     assert host_status.judge(stale, limits) == ["the newest backup is 3 d old (more than 2 d)"]
     assert host_status.judge({**old, "backup": {"age_seconds": 86400}}, limits) == []
     assert [host_status.age(s) for s in (5, 90, 7200, 3 * 86400)] == ["5 s", "1 min", "2 h", "3 d"]
+
+
+# --- planted --------------------------------------------------------------------------------------
+
+def test_planted_lists_then_moves_aside_without_following(tmp_path):
+    """A link, a FIFO and a link named like the description: listed (a link's target as text), kept
+    in check mode, then renamed into a root-only quarantine; the files the app makes stay, and
+    what the link names is never touched."""
+    data, victim = tmp_path / "data", tmp_path / "victim"
+    tree(data, {"mbi_tracker.db": b"db", "uploads/a.png": b"png"})
+    victim.write_text("root's")
+    (data / "migrations_done.txt").symlink_to(victim)
+    (data / "20990101T000000Z.json").symlink_to("/etc")
+    os.mkfifo(data / "queue")
+    args = {"data_dir": str(data)}
+    listed = run_module_in_process("planted", args)
+    assert not listed["changed"] and listed["quarantined_to"] == ""
+    assert [(e["name"], e["kind"], e["target"]) for e in listed["planted"]] == [
+        ("20990101T000000Z.json", "link", "/etc"), ("migrations_done.txt", "link", str(victim)), ("queue", "fifo", "")]
+    assert "'migrations_done.txt' (a link to " in listed["description"]
+    quarantine = {**args, "quarantine": True, "quarantine_dir": str(tmp_path / "quarantine")}
+    assert run_module_in_process("planted", quarantine, check=True)["changed"]
+    assert (data / "queue").exists() and not (tmp_path / "quarantine").exists(), "check mode moves nothing"
+    release = tree(tmp_path / "release", {"migrate/migrate_002_b.py": "", "migrate/migrate_001_a.py": "",
+                                          "migrate/_helper.py": ""})
+    moved = run_module_in_process("planted", {**quarantine, "live_release": str(release), "owner": "nobody"})
+    assert moved["changed"] and len(moved["planted"]) == 3
+    record = data / "migrations_done.txt"
+    assert moved["record_written"] == ["migrate_001_a.py", "migrate_002_b.py"], "the live release's migrations ran"
+    assert record.read_text() == "migrate_001_a.py\nmigrate_002_b.py\n" and record.stat().st_uid == 65534
+    record.unlink()
+    target = pathlib.Path(moved["quarantined_to"])
+    assert sorted(os.listdir(data)) == ["mbi_tracker.db", "uploads"]
+    assert sorted(os.listdir(target)) == ["20990101T000000Z.json", "migrations_done.txt", "queue"]
+    assert os.readlink(target / "migrations_done.txt") == str(victim) and victim.read_text() == "root's"
+    assert (tmp_path / "quarantine").stat().st_mode & 0o777 == 0o700 and target.stat().st_mode & 0o777 == 0o700
+    described = target.with_name(target.name + ".json")
+    assert '"migrations_done.txt"' in described.read_text() and described.stat().st_mode & 0o777 == 0o600
+    again = run_module_in_process("planted", quarantine)
+    assert not again["changed"] and again["planted"] == [], "nothing left: nothing to do"
+    assert run_module_in_process("planted", {"data_dir": str(tmp_path / "missing")})["planted"] == []
+    linked = tmp_path / "data-link"
+    linked.symlink_to(data)
+    assert run_module_in_process("planted", {"data_dir": str(linked)})["_failed"], "data/ itself as a link"

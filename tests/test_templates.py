@@ -2,6 +2,7 @@
 and vars, its real filters, facts of a 1 CPU / 1 GB Debian 12 VPS. What varies, varies."""
 
 import ipaddress
+import json
 import re
 
 import pytest
@@ -183,8 +184,41 @@ def test_unit_never_stops_restarting_and_backs_off_where_systemd_can(debian, bac
 
 def test_firewall_keeps_the_port_ansible_came_in_on():
     # As vars/main.yml resolves __lernmanager_ssh_port: the setting, else ansible_port, else 22.
-    ruleset = render("nftables.conf.j2", __lernmanager_ssh_port="2222", lernmanager_firewall_extra_tcp_ports=[])
-    assert "tcp dport { 2222, 80, 443 } accept" in ruleset
+    ports = render("nftables-instance.nft.j2", __lernmanager_ssh_port="2222", lernmanager_firewall_extra_tcp_ports=[80, "8443"])
+    assert "add element inet lernmanager tcp_in { 2222, 80, 443, 8443 }" in ports
+
+
+def test_firewall_table_checks_with_nft_and_takes_every_instances_ports(tmp_path):
+    """The shared table and two instances' files, as the role writes them, checked by nft itself
+    (`nft -c`, which needs no kernel table) when it is installed here; the table includes them all."""
+    import shutil
+    import subprocess
+    table = render("nftables-table.nft.j2", __lernmanager_firewall_dir=str(tmp_path))
+    assert f'include "{tmp_path}/instances/*.nft"' in table and "tcp dport @tcp_in accept" in table
+    assert table.index("delete table inet lernmanager") < table.index("policy drop")
+    (tmp_path / "instances").mkdir()
+    for instance, extra in (("school-a", []), ("school-b", [5000])):
+        (tmp_path / "instances" / f"{instance}.nft").write_text(
+            render("nftables-instance.nft.j2", lernmanager_instance=instance, lernmanager_firewall_extra_tcp_ports=extra))
+    (tmp_path / "table.nft").write_text(table)
+    if shutil.which("nft") is None:
+        pytest.skip("nft is not installed here (the tls scenario loads the table)")
+    for path in ["table.nft", "instances/school-a.nft", "instances/school-b.nft"]:
+        result = subprocess.run(["nft", "-c", "-f", str(tmp_path / path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, (path, result.stderr)
+
+
+def test_firewall_problems_reads_the_live_table():
+    from helpers import load_plugin
+    firewall = load_plugin("plugins/filter/firewall.py")
+    live = json.dumps({"nftables": [
+        {"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "lernmanager"}},
+        {"set": {"name": "tcp_in", "table": "lernmanager", "type": "inet_service", "elem": [22, 80, 443, 5000]}},
+        {"chain": {"name": "input", "table": "lernmanager", "hook": "input", "policy": "drop"}}]})
+    assert firewall.firewall_problems(live, [22, 80, "443"]) == []
+    assert firewall.firewall_problems(live, [22, 8443]) == ["the ports [8443] are not in the set tcp_in (it holds [22, 80, 443, 5000])"]
+    assert firewall.firewall_problems(live.replace('"drop"', '"accept"'), [22])[0].startswith("the input chain is not hooked")
+    assert firewall.firewall_problems("", [22]) == ["the table inet lernmanager is not loaded"]
 
 
 # --- the site in each TLS mode -------------------------------------------------------------------

@@ -53,6 +53,16 @@ def app_environment(release, extra=None):
     return {**(extra or {}), "PYTHONPATH": release}
 
 
+class PlantedRecord(LernmanagerError):
+    """The migration record is a link or a special file: the app writes a regular one, so it was
+    planted through the app's account, and read through it would say wrongly which migrations ran."""
+
+    def __init__(self, path, why):
+        self.what = f"{path} is not a regular file (a link?): {why}"
+        super().__init__(f"{self.what}. The app makes none: its account may have been misused. Nothing "
+                         "follows it; remove it, or deploy with -e lernmanager_quarantine_planted=true to move it aside")
+
+
 def read_record(path):
     """The migration record's bytes, None when there is none. Anything but a regular file fails:
     read through a link (or not at all) it would say which migrations ran wrongly."""
@@ -61,19 +71,23 @@ def read_record(path):
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise LernmanagerError(f"{path} is not a regular file (a link?): {error.strerror}; "
-                               "it must be the migration record") from None
+        raise PlantedRecord(path, error.strerror) from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise LernmanagerError(f"{path} is not a regular file; it must be the migration record")
+            raise PlantedRecord(path, "not a regular file")
         return handle.read()
+
+
+def migration_scripts(release):
+    """The release's migrate/migrate_*.py scripts, in order."""
+    migrate_dir = os.path.join(release, "migrate")
+    if not os.path.isdir(migrate_dir):
+        return []
+    return sorted(name for name in os.listdir(migrate_dir) if name.startswith("migrate_") and name.endswith(".py"))
 
 
 def pending_migrations(release):
     """The release's migrate/migrate_*.py scripts its data/ has no record of, in order."""
-    migrate_dir = os.path.join(release, "migrate")
     record = read_record(os.path.join(release, "data", RECORD_NAME))
     done = {line.strip() for line in (record or b"").decode("utf-8").splitlines() if line.strip()}
-    scripts = sorted(name for name in os.listdir(migrate_dir)
-                     if name.startswith("migrate_") and name.endswith(".py")) if os.path.isdir(migrate_dir) else []
-    return [name for name in scripts if name not in done]
+    return [name for name in migration_scripts(release) if name not in done]

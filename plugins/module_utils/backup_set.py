@@ -6,7 +6,8 @@ Members, in this order (the order is the consistency rule: the database first, t
 names; uploads are written once, before the row that names them, so every upload a row of the
 snapshot names is in the set):
   set.json                  format, host, the live release, the database's name
-  data/check.json           the snapshot's integrity_check and table count
+  data/check.json           the snapshot's integrity_check and table count (and a planted record
+                            left out: "record": "left out", "anomalies")
   data/mbi_tracker.db       SQLite online-backup snapshot, integrity-checked (snapshot.export)
   data/migrations_done.txt  the migration record, read before and after the snapshot
   config/<name>             root's own files: the secret key, the env file, the admin password
@@ -36,7 +37,7 @@ import tempfile
 
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, empty_directory
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
-    CHECK_MEMBER, DATABASE_MEMBER, RECORD_MEMBER, drain, export, feed_file, import_stream, integrity_of_stream,
+    CHECK_MEMBER, DATABASE_MEMBER, RECORD_LEFT_OUT, RECORD_MEMBER, drain, export, feed_file, import_stream, integrity_of_stream,
     tar_add_bytes, write_replacing)
 
 FORMAT = 1
@@ -203,7 +204,9 @@ def write_set(out, user, database, instance_dir, config_dir, live_state, host):
         header = {"format": FORMAT, "host": host, "release": release, "database": os.path.basename(database)}
         tar_add_bytes(tar, "set.json", json.dumps(header, sort_keys=True).encode())
         try:
-            user.run(export, database,
+            # A planted record is left out and flagged, not a failure: the app's account must not be
+            # able to stop the school's backups.
+            user.run(export, database, planted_record_ok=True,
                      read=lambda stream: relay_snapshot(stream, tar, os.path.basename(database), check))
         except LernmanagerError as error:
             raise LernmanagerError(f"the database snapshot as {user.name} failed: {error}") from None
@@ -219,7 +222,8 @@ def write_set(out, user, database, instance_dir, config_dir, live_state, host):
         except LernmanagerError as error:
             raise LernmanagerError(f"reading the uploads and reports as {user.name} failed: {error}") from None
     return {"release": release, "integrity": check.get("integrity"), "tables": check.get("tables"),
-            "files": totals["files"], "file_bytes": totals["bytes"], "skipped": skipped}
+            "files": totals["files"], "file_bytes": totals["bytes"], "skipped": skipped,
+            "anomalies": [str(anomaly) for anomaly in check.get("anomalies", [])]}
 
 
 # --- restoring: as the service user ----------------------------------------------------------------
@@ -268,6 +272,17 @@ def _small(tar, member):
     return tar.extractfile(member).read()
 
 
+def refuse_left_out_record(check):
+    """Stop before anything changes when the set left the migration record out (it was planted):
+    without it the next deploy would run every migration again on a migrated database."""
+    if check.get("record") == RECORD_LEFT_OUT:
+        raise LernmanagerError(
+            "this set was taken while the migration record was planted ("
+            + "; ".join(map(str, check.get("anomalies", []))) + "), so it holds no record of which migrations "
+            "its database has; nothing was changed. Restore an earlier set (lernmanager_restore_snapshot) "
+            "taken before the app's account was misused.")
+
+
 def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, replace):
     """Put a set (the tar stream write_set made, read back from the repository) back on this host:
     the database and its record (integrity-checked before anything changes), root's config files,
@@ -289,11 +304,13 @@ def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, r
                 staged.flush()
             elif member.name == f"data/{RECORD_MEMBER}":
                 record = _small(tar, member)
+            elif member.name == f"data/{CHECK_MEMBER}":
+                refuse_left_out_record(json.loads(_small(tar, member)))
             elif member.name.startswith("config/") and member.name[len("config/"):] in CONFIG_FILES:
                 config[member.name[len("config/"):]] = _small(tar, member)
             elif member.name == "live.json":
                 live = json.loads(_small(tar, member))
-            elif member.name != f"data/{CHECK_MEMBER}":
+            else:
                 raise LernmanagerError(f"refused member {member.name!r} in the set")
             member = tar.next()
         if header is None or not staged.tell():

@@ -104,8 +104,14 @@ def restore_from_dump(settings, snapshot, path, consume):
     try:
         result = consume(dump.stdout)
     except BaseException:
-        dump.kill()
-        dump.wait()
+        # SIGTERM, not SIGKILL: restic then removes its lock from the repository, which the next
+        # backup's forget (it needs the repository alone) would otherwise stop at.
+        dump.terminate()
+        try:
+            dump.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dump.kill()
+            dump.wait()
         raise
     error = dump.stderr.read().decode(errors="replace")
     if dump.wait() != 0:

@@ -16,12 +16,14 @@ import sqlite3
 import tarfile
 import tempfile
 
-from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import RECORD_NAME, read_record
+from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import RECORD_NAME, PlantedRecord, read_record
+from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import open_directory, planted_entries
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 DATABASE_MEMBER = "database"
 RECORD_MEMBER = RECORD_NAME
 CHECK_MEMBER = "check.json"
+RECORD_LEFT_OUT = "left out"  # check.json's "record" when a planted one was not read
 FILE_MODE = 0o640  # the service's own files; its UMask would give the same
 
 
@@ -102,15 +104,25 @@ class Kept(io.BytesIO):
         super().close()
 
 
-def export(database, stdout, **_):
+def export(database, stdout, planted_record_ok=False, **_):
     """As the service user: a checked snapshot of the database and its migration record, as tar
-    on stdout (check.json first, then the database, then the record if there is one)."""
+    on stdout (check.json first, then the database, then the record if there is one).
+
+    A record planted as a link or special file fails the export before anything is written;
+    with planted_record_ok (the nightly set: the app must not be able to stop the school's backups)
+    the record is left out instead, and check.json says so: "record": "left out", "anomalies"."""
     data_dir = os.path.dirname(database)
     if not os.path.exists(database):
         raise LernmanagerError(f"{database}: no database")
-    # First: a record that cannot be read fails the backup before anything is written. Read again
-    # after the snapshot: a migration that ran in between would leave the two out of step.
-    record = read_record(os.path.join(data_dir, RECORD_NAME))
+    # Read again after the snapshot: a migration that ran in between would leave the two out of step.
+    check = {}
+    try:
+        record = read_record(os.path.join(data_dir, RECORD_NAME))
+    except PlantedRecord as error:
+        if not planted_record_ok:
+            raise
+        record = None
+        check = {"record": RECORD_LEFT_OUT, "anomalies": [error.what]}
     handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
     os.close(handle)
     try:
@@ -120,13 +132,14 @@ def export(database, stdout, **_):
             source.backup(copy)
         copy.close()
         source.close()
-        if read_record(os.path.join(data_dir, RECORD_NAME)) != record:
+        if not check and read_record(os.path.join(data_dir, RECORD_NAME)) != record:
             raise LernmanagerError("a migration ran during the snapshot; try again once it is done")
         result, tables = integrity_check(temp)
         if result != "ok":
             raise LernmanagerError(f"integrity_check of the snapshot failed: {result}")
         with tarfile.open(fileobj=stdout, mode="w|") as tar:
-            tar_add_bytes(tar, CHECK_MEMBER, json.dumps({"integrity": result, "tables": tables}).encode())
+            check.update(integrity=result, tables=tables)
+            tar_add_bytes(tar, CHECK_MEMBER, json.dumps(check).encode())
             tar.add(temp, arcname=DATABASE_MEMBER)
             if record is not None:
                 tar_add_bytes(tar, RECORD_MEMBER, record)
@@ -167,14 +180,14 @@ def restore_database(snapshot, database):
 
 
 def remove_planted(data_dir):
-    """Unlink the links and special files in data_dir (the app makes none there): a database or
-    journal name planted as a link would have the restore write through it. Returns their names."""
-    removed = []
-    for entry in os.scandir(data_dir):
-        if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
-            os.unlink(entry.path)
-            removed.append(entry.name)
-    return sorted(removed)
+    """Unlink the links and special files in data_dir (planted.py): a database or journal name
+    planted as a link would have the restore write through it."""
+    fd = open_directory(data_dir)
+    try:
+        for entry in planted_entries(fd):
+            os.unlink(entry["name"], dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def import_stream(database, stdin, **_):

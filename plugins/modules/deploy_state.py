@@ -173,7 +173,7 @@ def read_key(record_path):
     """The host's key: root's own regular file, readable by root only; None otherwise."""
     try:
         handle = os.open(key_path(record_path), os.O_RDONLY | os.O_NOFOLLOW)
-    except (FileNotFoundError, OSError):
+    except OSError:  # none, or a link
         return None
     with os.fdopen(handle, "rb") as stream:
         info = os.fstat(stream.fileno())
@@ -184,17 +184,9 @@ def read_key(record_path):
 
 
 def new_key(record_path):
-    """A fresh random key, written in place of whatever was there (root's, 0600)."""
+    """A fresh random key, written in place of whatever was there."""
     key = os.urandom(KEY_BYTES)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(record_path), prefix=".deployed-key.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(key)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, key_path(record_path))
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_replacing(key_path(record_path), key)
     return key
 
 
@@ -224,12 +216,12 @@ def read_record(path):
             return None
 
 
-def write_record(path, content):
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".deployed.")
+def write_replacing(path, data):
+    """Root's 0600 file at path, written beside it and renamed over it: never half-written."""
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(content)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
     except BaseException:
@@ -307,7 +299,7 @@ def main():
     except FileNotFoundError:
         changed = True
     if changed and not module.check_mode:
-        write_record(params["path"], content)
+        write_replacing(params["path"], content.encode())
     module.exit_json(changed=changed, files=files)
 
 

@@ -13,7 +13,8 @@ description:
   - Reads the release that serves and since when (the role's C(live.json), written after each
     health-checked start), the C(previous) release, the answer of C(/login) through nginx, the
     service unit's state, memory and restarts, the newest snapshot of the backup set, the days
-    until the site's certificate expires and the free space of the file systems of O(disks).
+    until the site's certificate expires, the free space of the file systems of O(disks), and the
+    links and special files planted in the app's data directory.
   - Compares them with the thresholds and returns what is wrong in RV(problems) (also shown as
     Ansible warnings), and one line for a person in RV(line).
   - Reads only. The backup repository is listed without taking restic's lock, so a running backup
@@ -114,6 +115,13 @@ disks:
   type: list
   elements: dict
   returned: always
+planted:
+  description: >-
+    The links and special files in C(<root>/shared/data) (C(name), C(kind), C(target)): the app makes
+    none there, so each is a problem (see the module lernmanager.deploy.planted).
+  type: list
+  elements: dict
+  returned: always
 """
 
 import datetime
@@ -125,6 +133,7 @@ import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils import restic
+from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import describe, open_directory, planted_entries
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 UTC = datetime.timezone.utc
@@ -212,6 +221,17 @@ def disks(paths):
     return list(found.values())
 
 
+def planted_in(data_dir):
+    try:
+        fd = open_directory(data_dir)
+    except OSError:
+        return []  # none yet (before the first deploy); a link there is refused by every deploy
+    try:
+        return planted_entries(fd)
+    finally:
+        os.close(fd)
+
+
 def age(seconds):
     """A duration the way a person says it: 40 s, 12 min, 5 h, 3 d."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -252,6 +272,10 @@ def judge(status, limits):
     elif cert and cert["days_left"] < limits["min_certificate_days"]:
         problems.append(f"the certificate expires in {cert['days_left']} d (on {cert['not_after']}; "
                         f"fewer than {limits['min_certificate_days']} d)")
+    if status.get("planted"):
+        problems.append(f"shared/data holds {describe(status['planted'])}: the app makes no links or special "
+                        "files there, its account may have been misused (a deploy warns, and stops at a "
+                        "planted migration record; lernmanager_quarantine_planted moves them aside)")
     for disk in status["disks"]:
         if disk["free_percent"] < limits["min_free_percent"]:
             problems.append(f"{', '.join(disk['paths'])}: {disk['free_percent']} % free "
@@ -301,7 +325,7 @@ def main():
     params = module.params
     status = {"live": read_live(params["root"]), "previous": link_name(os.path.join(params["root"], "previous")),
               "health": health(params["health_url"]), "service": service(params["service"]),
-              "disks": disks(params["disks"])}
+              "disks": disks(params["disks"]), "planted": planted_in(os.path.join(params["root"], "shared", "data"))}
     if params["backup_settings"]:
         status["backup"] = newest_backup(params["backup_settings"])
     if params["certificate"]:

@@ -153,3 +153,57 @@ def test_an_overwrite_restores_the_chosen_set_and_keeps_what_it_replaced(lost_an
     assert "instance/uploads/later.txt" in b.check_output(
         f"lernmanager-backup restic dump {replaced[0]['id']} /lernmanager.tar | tar -t")
     assert json.loads(b.check_output("lernmanager-backup latest"))["id"] == chosen["id"], "latest is a regular set"
+
+
+def test_a_planted_record_stops_no_backup_and_is_moved_aside_on_request(lost_and_restored):
+    """Issue 37: the app's account plants data/migrations_done.txt as a link to a root-only file.
+    The nightly set is still saved, without the record (never read through the link), and the run
+    fails loudly; status names the link; a restore of that set is refused and changes nothing; a
+    deploy stops and names it; one with lernmanager_quarantine_planted moves it into root's
+    quarantine (the link kept as it was) with a record of the live release's migrations, and the
+    next backup is whole again."""
+    _, b, _, _, _ = lost_and_restored
+    record = f"{ROOT}/shared/data/migrations_done.txt"
+    migrations = set(b.file(record).content_string.split())
+    assert migrations, "the stand-in has migrations, so the record matters"
+    b.check_output(f"runuser -u lernmanager -- sh -c 'rm {record} && ln -s /etc/lernmanager/secret_key {record}'")
+    before = json.loads(b.check_output("lernmanager-backup latest"))["id"]
+    nightly = b.run("systemctl start lernmanager-backup.service")
+    journal = b.check_output("journalctl -u lernmanager-backup --no-pager -n 30")
+    assert nightly.rc != 0 and "ANOMALY: " in journal and "migrations_done.txt is not a regular file" in journal, journal
+    flagged = json.loads(b.check_output("lernmanager-backup latest"))["id"]
+    assert flagged != before, "the set was saved all the same"
+    names = b.check_output(f"lernmanager-backup restic dump {flagged} /lernmanager.tar | tar -t").split()
+    assert "data/mbi_tracker.db" in names and "data/migrations_done.txt" not in names, names
+
+    status = playbook(os.path.join(REPO, "playbooks", "status.yml"), role_vars(), limit=B)
+    assert "shared/data holds 'migrations_done.txt' (a link to '/etc/lernmanager/secret_key')" in said(status), \
+        status.stdout[-3000:]
+    state = db_state(b)
+    refused = playbook(RESTORE, role_vars(lernmanager_restore_overwrite=True), limit=B)
+    assert refused.returncode != 0 and "taken while the migration record was planted" in said(refused), \
+        refused.stdout[-3000:]
+    assert db_state(b) == state and b.service("lernmanager.socket").is_running, "nothing changed, the app serves"
+
+    deploy = os.path.join(REPO, "playbooks", "deploy.yml")
+    stopped = playbook(deploy, role_vars(), limit=B)
+    assert stopped.returncode != 0 and "holds 'migrations_done.txt' (a link to" in said(stopped), stopped.stdout[-3000:]
+    assert "-e lernmanager_quarantine_planted=true" in said(stopped)
+    moved = playbook(deploy, role_vars(lernmanager_quarantine_planted=True), limit=B)
+    assert moved.returncode == 0, moved.stdout[-4000:]
+    kept = b.check_output(f"ls -d {ROOT}/shared/quarantine/*/migrations_done.txt")
+    assert b.file(kept).linked_to == "/etc/lernmanager/secret_key"
+    assert b.check_output(f"stat -c %U {kept}") == "lernmanager", "the link itself, moved as it was"
+    assert b.file(f"{ROOT}/shared/quarantine").mode == 0o700
+    assert not b.file(record).is_symlink and set(b.file(record).content_string.split()) == migrations
+    assert b.check_output(f"stat -c '%U %a' {record}") == "lernmanager 640"
+    whole = b.run("systemctl start lernmanager-backup.service")
+    assert whole.rc == 0, b.check_output("journalctl -u lernmanager-backup --no-pager -n 30")
+    assert "data/migrations_done.txt" in b.check_output(
+        "lernmanager-backup restic dump latest /lernmanager.tar | tar -t").split()
+    assert db_state(b) == state
+
+
+def said(run):
+    """A playbook's output, its errors too, with its line breaks undone (messages are wrapped)."""
+    return " ".join((run.stdout + run.stderr).split())

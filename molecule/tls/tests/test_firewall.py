@@ -35,24 +35,43 @@ def listener_on_9999(host):
     host.run("kill $(cat /tmp/l9999.pid)")
 
 
+def tcp_in(host):
+    """The live ports of the role's table."""
+    listing = json.loads(host.check_output("nft -j list set inet lernmanager tcp_in"))["nftables"]
+    return set(next(entry["set"] for entry in listing if "set" in entry).get("elem", []))
+
+
 def test_firewall_lets_in_only_ssh_http_https(host, listener_on_9999):
     address = container_address(host)
     assert reachable(address, 443)
     assert reachable(address, 80)
     assert not reachable(address, 9999), "a listening port outside the allow list is dropped"
     ruleset = host.check_output("nft list ruleset")
-    assert "policy drop" in ruleset and "tcp dport { 22, 80, 443 } accept" in ruleset
-    assert host.service("nftables").is_enabled
+    assert "policy drop" in ruleset and "tcp dport @tcp_in accept" in ruleset
+    assert tcp_in(host) == {22, 80, 443}
+    assert host.service("lernmanager-firewall").is_enabled
+    assert "lernmanager" not in host.file("/etc/nftables.conf").content_string.lower(), "the host's own file"
 
 
-def test_a_foreign_table_survives_a_change_of_the_rules(host):
-    """Docker and fail2ban keep tables of their own: the role replaces only its table."""
+def test_a_foreign_table_and_another_instances_ports_survive_a_change_and_the_live_table_is_checked(host):
+    """Docker and fail2ban keep tables of their own, and a second school on the host keeps its
+    ports: the role replaces only its table, built from every instance's file. A table flushed
+    behind the role's back is seen by the next run and loaded again."""
     host.run("nft add table inet foreign_test && nft add chain inet foreign_test input "
              "'{ type filter hook input priority 10; policy accept; }' && "
              "nft add rule inet foreign_test input tcp dport 4711 counter")
+    other = host.run("sed 's/{ 22, 80, 443 }/{ 22, 80, 443, 5000 }/' /etc/lernmanager-firewall/instances/lernmanager.nft"
+                     " > /etc/lernmanager-firewall/instances/school-b.nft")
+    assert other.rc == 0
     run = converge({"lernmanager_firewall_extra_tcp_ports": [8443]}, tags="lernmanager_firewall")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert tcp_in(host) == {22, 80, 443, 5000, 8443}, "this instance's new port and the other school's"
     ruleset = host.check_output("nft list ruleset")
-    assert "tcp dport { 22, 80, 443, 8443 } accept" in ruleset, "the role's new rules are live"
     assert "table inet foreign_test" in ruleset and "tcp dport 4711 counter" in ruleset
     assert ruleset.count("table inet lernmanager") == 1
+
+    host.check_output("nft flush set inet lernmanager tcp_in")
+    again = converge({"lernmanager_firewall_extra_tcp_ports": [8443]}, tags="lernmanager_firewall")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert tcp_in(host) == {22, 80, 443, 5000, 8443}, "the flushed table was loaded again"
+    host.check_output("rm /etc/lernmanager-firewall/instances/school-b.nft")

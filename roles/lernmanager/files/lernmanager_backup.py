@@ -30,7 +30,7 @@ import types
 
 CONFIG = os.environ.get("LERNMANAGER_BACKUP_CONFIG", "/etc/lernmanager/backup/config.json")
 PACKAGE = "ansible_collections.lernmanager.deploy.plugins.module_utils"
-BUNDLED = ("service_user", "restic", "app_runtime", "snapshot", "backup_set")  # each after what it imports
+BUNDLED = ("service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set")  # each after what it imports
 
 
 def load_module_utils(sources):
@@ -252,6 +252,15 @@ def main(argv):
             if summary["skipped"]:
                 log(f"left out {summary['skipped']} links, special or sparse files or names with a line break in "
                     "the uploads and reports (the app makes none: look at who did)")
+            if summary["anomalies"]:
+                # The set is saved; the run still fails, so that the unit's state, the admin's
+                # on-failure command and the status show it.
+                for anomaly in summary["anomalies"]:
+                    log(f"ANOMALY: {anomaly}; the app's account may have been misused. The set was saved "
+                        "without the migration record (a restore refuses it); deploy with "
+                        "-e lernmanager_quarantine_planted=true to move the planted entry aside")
+                if "--before-restore" not in argv:
+                    return 2
         else:
             raise LernmanagerError(f"unknown command {command!r}: run, run-and-check, init, latest, on-failure or restic")
     except (LernmanagerError, OSError, subprocess.CalledProcessError) as error:

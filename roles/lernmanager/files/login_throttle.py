@@ -69,8 +69,8 @@ def check_failed(status, location, path):
 class Buckets:
     """Leaky buckets by key: `budget` failures, emptied at `budget` per `window` seconds."""
 
-    def __init__(self, budget, window, clock):
-        self.budget, self.rate, self.clock = budget, budget / window, clock
+    def __init__(self, budget, window):
+        self.budget, self.rate = budget, budget / window
         self.levels = {}  # key -> (level, when)
 
     def level(self, key, now):
@@ -98,8 +98,8 @@ class FailedLoginThrottle:
     def __init__(self, app, paths, per_client, per_user, window, workers=1, clock=time.monotonic):
         self.app, self.paths, self.clock = app, frozenset(paths), clock
         share = max(1, workers)
-        self.clients = Buckets(max(1, math.ceil(per_client / share)), window, clock)
-        self.users = Buckets(max(1, math.ceil(per_user / share)), window, clock)
+        self.clients = Buckets(max(1, math.ceil(per_client / share)), window)
+        self.users = Buckets(max(1, math.ceil(per_user / share)), window)
         self.lock = threading.Lock()
         self.turns = {}  # key -> [its lock, requests holding or awaiting it]
 
