@@ -7,6 +7,7 @@ and rename act on the name alone, so root may do both on the service's directory
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -30,6 +31,16 @@ def open_directory(path):
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
+@contextlib.contextmanager
+def directory(path):
+    """open_directory(path) for a with block, closed after it."""
+    fd = open_directory(path)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def planted_entries(dir_fd):
     """The links and special files directly in the directory dir_fd, by name: [{name, kind, target}]
     (target: where a link points, as text; it is not followed)."""
@@ -51,14 +62,11 @@ def describe(entries):
                      for entry in entries)
 
 
-def quarantine(data_fd, quarantine_dir):
-    """Move the planted entries of data_fd into a new root-only directory <time> under
+def quarantine(data_fd, entries, quarantine_dir):
+    """Move entries (planted_entries(data_fd)) into a new root-only directory <time> under
     quarantine_dir, without following them, and describe them in <time>.json beside it (an entry
     may be named like any file). Across file systems a rename cannot move them: they are unlinked
-    then, and the description keeps what they were. Returns (the directory, the entries)."""
-    entries = planted_entries(data_fd)
-    if not entries:
-        return None, []
+    then, and the description keeps what they were. Returns the directory."""
     os.makedirs(quarantine_dir, mode=0o700, exist_ok=True)
     os.chmod(quarantine_dir, 0o700)
     target = os.path.join(quarantine_dir, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
@@ -74,6 +82,8 @@ def quarantine(data_fd, quarantine_dir):
             try:
                 os.rename(entry["name"], entry["name"], src_dir_fd=data_fd, dst_dir_fd=target_fd)
                 entry["moved"] = True
+            except FileNotFoundError:
+                entry["moved"] = False  # gone since the listing
             except OSError as error:
                 if error.errno != errno.EXDEV:
                     raise
@@ -86,7 +96,7 @@ def quarantine(data_fd, quarantine_dir):
     finally:
         os.close(target_fd)
         os.close(quarantine_fd)
-    return target, entries
+    return target
 
 
 def write_new_record(data_fd, name, scripts, uid, gid):

@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 
 from ansible_collections.lernmanager.deploy.plugins.module_utils.app_runtime import RECORD_NAME, PlantedRecord, read_record
-from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import open_directory, planted_entries
+from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import directory, planted_entries
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 DATABASE_MEMBER = "database"
@@ -115,13 +115,13 @@ def export(database, stdout, planted_record_ok=False, **_):
     if not os.path.exists(database):
         raise LernmanagerError(f"{database}: no database")
     # Read again after the snapshot: a migration that ran in between would leave the two out of step.
-    check = {}
+    check, record_left_out = {}, False
     try:
         record = read_record(os.path.join(data_dir, RECORD_NAME))
     except PlantedRecord as error:
         if not planted_record_ok:
             raise
-        record = None
+        record, record_left_out = None, True
         check = {"record": RECORD_LEFT_OUT, "anomalies": [error.what]}
     handle, temp = tempfile.mkstemp(prefix=".export-", suffix=".db", dir=data_dir)
     os.close(handle)
@@ -132,7 +132,7 @@ def export(database, stdout, planted_record_ok=False, **_):
             source.backup(copy)
         copy.close()
         source.close()
-        if not check and read_record(os.path.join(data_dir, RECORD_NAME)) != record:
+        if not record_left_out and read_record(os.path.join(data_dir, RECORD_NAME)) != record:
             raise LernmanagerError("a migration ran during the snapshot; try again once it is done")
         result, tables = integrity_check(temp)
         if result != "ok":
@@ -182,12 +182,9 @@ def restore_database(snapshot, database):
 def remove_planted(data_dir):
     """Unlink the links and special files in data_dir (planted.py): a database or journal name
     planted as a link would have the restore write through it."""
-    fd = open_directory(data_dir)
-    try:
+    with directory(data_dir) as fd:
         for entry in planted_entries(fd):
             os.unlink(entry["name"], dir_fd=fd)
-    finally:
-        os.close(fd)
 
 
 def import_stream(database, stdin, **_):

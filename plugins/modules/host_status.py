@@ -133,7 +133,7 @@ import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lernmanager.deploy.plugins.module_utils import restic
-from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import describe, open_directory, planted_entries
+from ansible_collections.lernmanager.deploy.plugins.module_utils.planted import describe, directory, planted_entries
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError
 
 UTC = datetime.timezone.utc
@@ -223,13 +223,10 @@ def disks(paths):
 
 def planted_in(data_dir):
     try:
-        fd = open_directory(data_dir)
+        with directory(data_dir) as fd:
+            return planted_entries(fd)
     except OSError:
         return []  # none yet (before the first deploy); a link there is refused by every deploy
-    try:
-        return planted_entries(fd)
-    finally:
-        os.close(fd)
 
 
 def age(seconds):

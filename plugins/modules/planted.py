@@ -11,8 +11,8 @@ short_description: Find links and special files planted in the app's data direct
 description:
   - The app makes only regular files and directories in its data directory (the database, its
     journals, the migration record). A link or a special file there was planted by whoever used
-    the app's account; the role's steps refuse to follow one, so it stops the deploy until it is
-    gone.
+    the app's account. The role's steps never follow one; the deploy warns about each, and stops
+    only at a planted migration record (it cannot tell which migrations ran).
   - Lists them (name, kind, where a link points) without following any. With O(quarantine=true)
     moves them into a new root-only directory under O(quarantine_dir) (C(<time>/), described in
     C(<time>.json) beside it) so that nothing is lost for the admin who looks into it.
@@ -110,12 +110,13 @@ def main():
         module.exit_json(changed=False, planted=[], description="", quarantined_to="", record_written=[])
     except OSError as error:
         module.fail_json(msg=f"{params['data_dir']} is not a directory (a link?): {error.strerror}")
-    record = []
+    record, moved_to = [], ""
     try:
-        entries, moved_to = planted_entries(data_fd), ""
+        entries = planted_entries(data_fd)
         if entries and params["quarantine"] and not module.check_mode:
-            moved_to, entries = quarantine(data_fd, params["quarantine_dir"])
-            if os.path.isdir(params["live_release"] or "/nonexistent/") and any(entry["name"] == RECORD_NAME for entry in entries):
+            moved_to = quarantine(data_fd, entries, params["quarantine_dir"])
+            record_moved = any(entry["name"] == RECORD_NAME for entry in entries)
+            if record_moved and params["live_release"] and os.path.isdir(params["live_release"]):
                 account = pwd.getpwnam(params["owner"])
                 scripts = migration_scripts(params["live_release"])
                 if write_new_record(data_fd, RECORD_NAME, scripts, account.pw_uid, account.pw_gid):
