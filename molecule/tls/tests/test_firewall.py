@@ -56,7 +56,11 @@ def test_firewall_lets_in_only_ssh_http_https(host, listener_on_9999):
 def test_a_foreign_table_and_another_instances_ports_survive_a_change_and_the_live_table_is_checked(host):
     """Docker and fail2ban keep tables of their own, and a second school on the host keeps its
     ports: the role replaces only its table, built from every instance's file. A table flushed
-    behind the role's back is seen by the next run and loaded again."""
+    behind the role's back is seen by the next run and loaded again. An /etc/nftables.conf that an
+    earlier version of the role wrote whole (its rules alone, `flush ruleset` first) is handed back
+    to the host: it includes the role's table and nothing else."""
+    host.run("printf '%s\\n' '#!/usr/sbin/nft -f' "
+             "\"# Lernmanager's host firewall: in, only SSH, HTTP and HTTPS\" 'flush ruleset' > /etc/nftables.conf")
     host.run("nft add table inet foreign_test && nft add chain inet foreign_test input "
              "'{ type filter hook input priority 10; policy accept; }' && "
              "nft add rule inet foreign_test input tcp dport 4711 counter")
@@ -69,6 +73,9 @@ def test_a_foreign_table_and_another_instances_ports_survive_a_change_and_the_li
     ruleset = host.check_output("nft list ruleset")
     assert "table inet foreign_test" in ruleset and "tcp dport 4711 counter" in ruleset
     assert ruleset.count("table inet lernmanager") == 1
+    handed_back = host.file("/etc/nftables.conf").content_string
+    assert 'include "/etc/lernmanager-firewall/table.nft"' in handed_back and "flush ruleset" not in handed_back, handed_back
+    assert host.run("nft -c -f /etc/nftables.conf").rc == 0
 
     host.check_output("nft flush set inet lernmanager tcp_in")
     again = converge({"lernmanager_firewall_extra_tcp_ports": [8443]}, tags="lernmanager_firewall")
