@@ -15,8 +15,8 @@ PYTHON ?= python3
 # (MOLECULE_ARGS="--platform-name lm-default-debian13": one of default's hosts).
 # Balanced by the scenarios' times in CI (printed at the end of `make molecule`): fleet (three
 # hosts, four deploys each) and zero_downtime (its kill-point tests) are the longest.
-LANE_CORE0 ?= sources tls recovery controller upgrade
-LANE_CORE1 ?= fleet zero_downtime failed_release adopt
+LANE_CORE0 ?= sources tls recovery upgrade
+LANE_CORE1 ?= fleet zero_downtime failed_release adopt controller
 SCENARIOS ?=
 MOLECULE_ARGS ?=
 # The oldest ansible-core meta/runtime.yml claims, in a tools venv of its own (requirements-oldest.txt):

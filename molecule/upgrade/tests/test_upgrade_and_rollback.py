@@ -37,8 +37,9 @@ def upgraded(host, canary):
     assert client["logged_in"] and client["download_sha256"] == client["upload_sha256"]
     before = {"release": release_of(host), "state": db_state(host), "client": client}
     host.run("rm -f %s", WATCH_LOG)
-    watch = host.run("install -m 0644 %s %s/ && systemd-run --quiet --unit lm-watch /usr/bin/python3 %s/lm_watch.py %s 900",
-                     put_script(host, "lm_watch.py"), SANDBOX_SCRIPTS, SANDBOX_SCRIPTS, WATCH_LOG)
+    watch = host.run("install -d -m 0755 %s && install -m 0644 %s %s/ && "
+                     "systemd-run --quiet --unit lm-watch /usr/bin/python3 %s/lm_watch.py %s 900",
+                     SANDBOX_SCRIPTS, put_script(host, "lm_watch.py"), SANDBOX_SCRIPTS, SANDBOX_SCRIPTS, WATCH_LOG)
     assert watch.rc == 0, watch.stderr
     try:
         run = converge({"lernmanager_standin_version": "v2"})
