@@ -125,7 +125,7 @@ def test_a_failing_child_reports_its_error():
 
 
 def test_an_upstream_env_is_read_never_through_a_link_and_only_as_a_plain_file(tmp_path):
-    """Adoption (tasks/steps/adopt_data.yml): upstream's .env (root's, 0600) lay in a tree the
+    """Adoption (tasks/steps/host/adopt_data.yml): upstream's .env (root's, 0600) lay in a tree the
     service user owned, who may have put a link, a FIFO or another account's file in its place."""
     top = pathlib.Path(tempfile.mkdtemp(prefix="lm-env-test-", dir="/var/tmp"))
     try:

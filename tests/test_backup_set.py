@@ -256,7 +256,7 @@ def test_sftp_repositories_use_the_roles_ssh_settings(repository, command):
 
 
 def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
-    """As the role installs it (tasks/steps/backups.yml): one file, the module_utils inside, run
+    """As the role installs it (tasks/steps/host/backups.yml): one file, the module_utils inside, run
     by the system's Python in isolated mode, with no collection on its path."""
     names = ["service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set"]
     bundle = {name: (REPO / "plugins" / "module_utils" / f"{name}.py").read_text() for name in names}
@@ -273,7 +273,7 @@ def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
 
 
 def test_the_role_installs_the_module_utils_the_script_loads():
-    tasks = (REPO / "roles" / "lernmanager" / "tasks" / "steps" / "backups.yml").read_text()
+    tasks = (REPO / "roles" / "lernmanager" / "tasks" / "steps" / "host" / "backups.yml").read_text()
     assert "__names: [service_user, restic, app_runtime, planted, snapshot, backup_set]" in tasks
     assert backup_script().BUNDLED == ("service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set")
 

@@ -2,7 +2,7 @@
 
 The playbook below runs on the controller alone: first the role's own argument specs
 (`validate_argument_spec` with meta/argument_specs.yml, exactly what the role runs first), then
-the role's cross-field checks (tasks/steps/validate_inputs.yml). Nothing touches a host.
+the role's cross-field checks (tasks/steps/run/validate_inputs.yml). Nothing touches a host.
 The cases run in one `ansible-playbook`, each as a host of its own (`connection: local`) whose
 variables come from `include_vars` (above the role's defaults and vars, as extra variables are):
 one Ansible start for a hundred cases, so the oldest supported ansible-core can run them all too
@@ -23,7 +23,7 @@ PLAYBOOK = controller_play(f"""\
       ansible.builtin.validate_argument_spec:
         argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
     - name: Run the cross-field checks
-      ansible.builtin.include_tasks: {ROLE}/tasks/steps/validate_inputs.yml
+      ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/validate_inputs.yml
 """)
 
 GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app"}

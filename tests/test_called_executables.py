@@ -72,6 +72,8 @@ def installed_packages():
     """Packages the role's tasks install: its package lists and every literal apt `name:`."""
     variables = load_yaml(ROLE / "vars" / "main.yml")
     packages = set(variables["__lernmanager_packages"]) | set(variables["__lernmanager_brotli_packages"])
+    # The ones the list adds when a setting asks for them (nftables with the firewall, certbot with ACME).
+    packages.update(re.findall(r"\['([\w.+-]+)'\]", variables["__lernmanager_wanted_packages"]))
     for task in all_tasks():
         apt = task.get("ansible.builtin.apt")
         if isinstance(apt, dict) and isinstance(apt.get("name"), str) and "{{" not in apt["name"]:

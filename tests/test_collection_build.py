@@ -24,7 +24,7 @@ def tarball_members(tmp_path_factory):
         "meta/runtime.yml",
         "README.md",
         "roles/lernmanager/tasks/main.yml",
-        "roles/lernmanager/tasks/steps/switch_release.yml",
+        "roles/lernmanager/tasks/steps/switch/switch_release.yml",
         "roles/lernmanager/tasks/source/git.yml",
         "roles/lernmanager/meta/argument_specs.yml",
         "roles/lernmanager/defaults/main.yml",

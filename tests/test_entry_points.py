@@ -1,5 +1,5 @@
 """The role's layout: entry points in tasks/ (each with its argument spec, each used by a playbook),
-steps in tasks/steps/, sources in tasks/source/ (one file per lernmanager_source choice)."""
+steps in tasks/steps/<group>/, sources in tasks/source/ (one file per lernmanager_source choice)."""
 
 import re
 
@@ -37,5 +37,14 @@ def test_steps_are_included_from_an_entry_point_or_another_step():
     included = set()
     for text in texts.values():
         included.update(name.rsplit("/", 1)[-1] for name in re.findall(r"_tasks: (?:steps/)?([\w/.]+\.yml)", text))
-    steps = {p.name for p in (ROLE / "tasks" / "steps").glob("*.yml")}
+    steps = {p.name for p in (ROLE / "tasks" / "steps").rglob("*.yml")}
     assert steps - included == set(), "steps nobody includes"
+
+
+def test_steps_are_grouped_by_what_they_do():
+    """steps/run/ (what every run does around its work), steps/host/ (the host phase), steps/release/
+    (the release phase), steps/switch/ (going live and reading what is live); no step at the top,
+    and each name once (the headers name steps by their file name alone)."""
+    steps = list((ROLE / "tasks" / "steps").rglob("*.yml"))
+    assert {p.parent.name for p in steps} == {"run", "host", "release", "switch"}
+    assert len({p.name for p in steps}) == len(steps)

@@ -109,25 +109,25 @@ def test_the_stdlib_skip_list_is_the_roles():
     assert module.STDLIB_SKIP == role_vars["__lernmanager_stdlib_skip"] == documented
 
 
-# --- precompress -----------------------------------------------------------------------------------
+# --- precompressed static files (module_utils/precompress.py, written by the release module) -----
 
-def test_precompress_writes_reproducible_copies_once(tmp_path):
+def test_precompressed_copies_are_reproducible_and_written_once(tmp_path):
+    precompress = load_plugin("plugins/module_utils/precompress.py")
     css = "body { color: red; }\n" * 40
     static = tree(tmp_path / "static", {"site.css": css, "tiny.js": "x()", "logo.png": b"\x89PNG" * 200})
     os.utime(static / "site.css", (1_000_000, 1_000_000))
-    check = run_module_in_process("precompress", {"path": str(static)}, check=True)
-    assert check["changed"] and check["written"] == 1 and not (static / "site.css.gz").exists()
-    assert run_module_in_process("precompress", {"path": str(static)})["written"] == 1
+    todo = list(precompress.missing_copies(str(static), [".gz"]))
+    assert todo == [(str(static / "site.css"), ".gz")], "only a compressible file above the minimum size"
+    precompress.write_copies(None, todo, brotli=None)
     copy = static / "site.css.gz"
     assert gzip.decompress(copy.read_bytes()).decode() == css
     assert copy.stat().st_mtime == 1_000_000, "nginx's ETag and Last-Modified match the file's"
     assert sorted(p.name for p in static.iterdir()) == ["logo.png", "site.css", "site.css.gz", "tiny.js"]
     first = copy.read_bytes()
     copy.unlink()
-    run_module_in_process("precompress", {"path": str(static)})
+    precompress.write_copies(None, list(precompress.missing_copies(str(static), [".gz"])), brotli=None)
     assert copy.read_bytes() == first, "the same file gives the same bytes"
-    assert not run_module_in_process("precompress", {"path": str(static)})["changed"]
-    assert not run_module_in_process("precompress", {"path": str(tmp_path / "none")})["changed"], "no static/ is no error"
+    assert list(precompress.missing_copies(str(static), [".gz"])) == [], "nothing left to write"
 
 
 # --- release ---------------------------------------------------------------------------------------

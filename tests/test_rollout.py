@@ -1,6 +1,6 @@
 """The rollout of playbooks/*.yml, run for real on three local "hosts": the play keywords of
 playbooks/deploy.yml (a canary, then batches; one failure stops the rollout), the role's summary
-record (tasks/steps/summary.yml) and the callback that prints one line per host
+record (tasks/steps/run/summary.yml) and the callback that prints one line per host
 (plugins/callback/rollout.py). A task stands in for the role's deploy: it fails on the hosts
 named in `fail`, and a host that passes records its new release in live.json as the role does."""
 
@@ -35,7 +35,7 @@ def run_rollout(tmp_path, fail=(), extra=()):
                  "ansible.builtin.command": "{{ 'false' if inventory_hostname in fail else 'true' }}"},
                 {"name": "Go live", "ansible.builtin.copy": {"content": '{"release": "p-new"}',
                                                              "dest": "{{ __lernmanager_live_state }}"}}],
-                "always": [{"ansible.builtin.import_tasks": str(ROLE / "tasks" / "steps" / "summary.yml"),
+                "always": [{"ansible.builtin.import_tasks": str(ROLE / "tasks" / "steps" / "run" / "summary.yml"),
                             "vars": {"__lernmanager_summary_release": "p-new"}}]}]}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))

@@ -1,6 +1,6 @@
 """The app's settings checked before they go live (plugins/filter/settings.py and the site's own
 nginx locations, plugins/filter/nginx.py), and the role's step that applies them on a host's
-settings (tasks/steps/settings.yml), run on the controller alone."""
+settings (tasks/steps/host/settings.yml), run on the controller alone."""
 
 import json
 
@@ -60,7 +60,7 @@ def test_a_locations_config_cannot_leave_its_block(config, balanced):
 
 STEP = controller_play(f"""\
     - name: The role's settings step, on the settings of an adopted .env and lernmanager_env
-      ansible.builtin.include_tasks: {ROLE}/tasks/steps/settings.yml
+      ansible.builtin.include_tasks: {ROLE}/tasks/steps/host/settings.yml
 """)
 
 

@@ -36,7 +36,7 @@ def test_hsts_only_when_asked():
 
 def render_site(**variables):
     """The nginx site with the role's defaults, plain HTTP, as on a 1 CPU / 1 GB host (the
-    password rate is what tasks/steps/sizing.yml computes for it)."""
+    password rate is what tasks/steps/run/sizing.yml computes for it)."""
     site = {"lernmanager_server_name": "lernmanager.test", "__lernmanager_tls_ready": False,
             "__lernmanager_sizing": {"password_rate": 8}}
     return render("nginx-site.j2", **{**site, **variables})
@@ -430,15 +430,21 @@ def test_the_apt_hook_recompiles_the_stdlib_without_the_skipped_parts(tmp_path):
     the parts the bytecode module skips skipped here too."""
     import subprocess
     import sys
+    import sysconfig
     stdlib, prefix = tmp_path / "stdlib", tmp_path / "pycache"
     for name in ("json/__init__.py", "test/test_json.py", "idlelib/run.py", "unittest/case.py"):
         (stdlib / name).parent.mkdir(parents=True, exist_ok=True)
         (stdlib / name).write_text("X = 1\n")
     prefix.mkdir()
-    hook = render("apt-pycache-hook.j2", lernmanager_pycache_prefix=str(prefix),
-                  __lernmanager_compile={"stdlib_dir": str(stdlib)})
+    hook = render("apt-pycache-hook.j2", lernmanager_pycache_prefix=str(prefix))
     command = re.search(r'^DPkg::Post-Invoke \{ "(.*)"; \};$', hook, re.M).group(1)
     command = command.replace("/usr/bin/python3 -I", sys.executable + " -I")  # this machine's
+    # The hook asks python3 for its stdlib: this machine's, and here the stand-in instead.
+    probe = f"$({sys.executable} -I -c 'import os; print(os.path.dirname(os.__file__))')"
+    assert probe in command
+    found = subprocess.run(["sh", "-c", f"echo {probe}"], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == sysconfig.get_paths()["stdlib"]
+    command = command.replace(probe, str(stdlib))
     assert "/usr/bin/python3 -I -X pycache_prefix=" in hook and command.endswith(">/dev/null 2>&1 || true; fi")
     # apt runs its hooks from /tmp, where any account may leave a module the hook would import.
     planted = tmp_path / "tmp"

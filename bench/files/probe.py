@@ -83,7 +83,7 @@ def one_restart(url, host):
     """One restart, timed in parts. `systemctl restart` is a stop job then a start job; they are
     run as two commands so the report can tell the stop (gunicorn's graceful shutdown) from the
     start (imports: what the bytecode prefix speeds up)."""
-    # Quick successive restarts hit systemd's start limit (DESIGN.md): reset it, and let the
+    # Quick successive restarts hit systemd's start limit: reset it, and let the
     # service settle, so every repetition measures the same thing.
     subprocess.run(["systemctl", "reset-failed", SERVICE], check=False, capture_output=True)
     if not first_200(url, host):

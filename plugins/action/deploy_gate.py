@@ -1,9 +1,8 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
 """Whether a deploy has anything to do: the same inputs as the last complete deploy, and the host
-still as that deploy left it. A run that has nothing to do ends after a few seconds instead of
-walking ~200 tasks that each find everything in place (issue 14: 27-45 s per no-op). Its
-documentation is plugins/modules/deploy_gate.py."""
+still as that deploy left it. A run that has nothing to do ends here instead of walking every task
+to find everything in place. Its documentation is plugins/modules/deploy_gate.py."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lernmanager.deploy.plugins.filter.venv import venv_period
-from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import walk_files
-from ansible_collections.lernmanager.deploy.plugins.modules.content_hash import content_hash
+from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import content_hash, walk_files
 
 # The collection's root (plugins/action/ is two levels below it): its role and plugins are inputs.
 COLLECTION = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -5,7 +5,7 @@ run ended, and how long it took; hosts a stopped rollout never reached are liste
 
 Why a callback and not a last play: when a canary fails (or more hosts fail than
 lernmanager_max_fail_percentage allows), Ansible ends the whole playbook, and a last play would
-never run. The role records each host's release with set_stats (tasks/steps/summary.yml)."""
+never run. The role records each host's release with set_stats (tasks/steps/run/summary.yml)."""
 
 from __future__ import annotations
 

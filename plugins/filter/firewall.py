@@ -1,7 +1,7 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
 """What differs between the live nftables table inet lernmanager and what the role loads: read
-back after every load (tasks/steps/firewall.yml), so that a ruleset that did not take, or that
+back after every load (tasks/steps/host/firewall.yml), so that a ruleset that did not take, or that
 something else changed, fails the run instead of passing silently."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
-"""Precompressed copies of static files for nginx's gzip_static and brotli_static: the modules
-precompress and release (state=finished) write them."""
+"""Precompressed copies of static files for nginx's gzip_static and brotli_static: the module
+release (state=finished) writes them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
 """restic on the repository of a host's backup settings (<config dir>/backup/config.json, written
-by tasks/steps/backups.yml): the command line, its environment, and the snapshots of the set.
+by tasks/steps/host/backups.yml): the command line, its environment, and the snapshots of the set.
 Shared by the host's lernmanager-backup script and the backup_set module."""
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user im
 
 TAG = "lernmanager"
 TAG_BEFORE_RESTORE = "lernmanager-before-restore"  # restore.yml's set of the data it overwrites
-SETTINGS = "/etc/lernmanager/backup/config.json"
 
 
-def load_settings(path=SETTINGS):
+def load_settings(path):
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)

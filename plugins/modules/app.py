@@ -56,7 +56,6 @@ options:
     default: ""
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - V(init) and V(migrate) report what they would do (a missing database, the pending migrations).

@@ -34,9 +34,10 @@ options:
     required: true
     choices: [find, restore]
   settings:
-    description: The backup settings the role writes (repository, password file, credentials).
+    description: The backup settings the role writes (repository, password file, credentials), the
+      instance's C(<config dir>/backup/config.json).
     type: path
-    default: /etc/lernmanager/backup/config.json
+    required: true
   snapshot:
     description: V(latest), or a snapshot id (see C(lernmanager-backup restic snapshots)).
     type: str
@@ -67,7 +68,6 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: V(find) runs as always; V(restore) finds the snapshot and changes nothing.
 """
@@ -76,12 +76,14 @@ EXAMPLES = r"""
 - name: Find the newest set of this host
   lernmanager.deploy.backup_set:
     action: find
+    settings: /etc/lernmanager/backup/config.json
     host: "{{ inventory_hostname }}"
   register: found
 
 - name: Put it back (service stopped)
   lernmanager.deploy.backup_set:
     action: restore
+    settings: /etc/lernmanager/backup/config.json
     snapshot: "{{ found.snapshot.full_id }}"
     user: lernmanager
     database: /opt/lernmanager/shared/data/mbi_tracker.db
@@ -120,7 +122,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "action": {"type": "str", "required": True, "choices": ["find", "restore"]},
-            "settings": {"type": "path", "default": restic.SETTINGS},
+            "settings": {"type": "path", "required": True},
             "snapshot": {"type": "str", "default": "latest"},
             "host": {"type": "str", "default": ""},
             "user": {"type": "str"},

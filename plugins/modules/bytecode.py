@@ -49,7 +49,6 @@ options:
     type: path
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Counts the stale files and reports a change when there are any; writes nothing.
 notes:

@@ -19,7 +19,6 @@ extends_documentation_fragment: [lernmanager.deploy.attributes]
 options: {}
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reads only.
 """

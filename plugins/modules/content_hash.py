@@ -24,7 +24,6 @@ options:
     required: true
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reads only; the result is the same as in a normal run.
 """
@@ -48,30 +47,10 @@ files:
   returned: success
 """
 
-import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import walk_files
-
-SKIP_DIRS = {"__pycache__", ".git", "data", "instance", ".venv", "venv", ".pytest_cache"}
-
-
-def content_hash(directory):
-    """(sha256 hex, number of files) of directory's code: paths, executable bits, bytes."""
-    digest = hashlib.sha256()
-    count = 0
-    for path in walk_files(directory, SKIP_DIRS):
-        if path.endswith((".pyc", ".pyo")):
-            continue
-        digest.update(os.path.relpath(path, directory).encode() + b"\0")
-        digest.update(b"x" if os.access(path, os.X_OK) else b"-")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 16), b""):
-                digest.update(block)
-        digest.update(b"\0")
-        count += 1
-    return digest.hexdigest(), count
+from ansible_collections.lernmanager.deploy.plugins.module_utils.tree import content_hash
 
 
 def main():

@@ -64,7 +64,6 @@ options:
     type: path
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - V(backup) and V(restore) report a change and write nothing.

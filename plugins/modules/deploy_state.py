@@ -68,7 +68,6 @@ options:
     default: ""
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: With O(state=read) it only reads; O(state=recorded) reports what it would write.
 """

@@ -40,7 +40,6 @@ options:
     type: dict
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reports the current holder; never waits, writes or removes.
 """

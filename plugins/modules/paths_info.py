@@ -12,8 +12,7 @@ description:
   - For each of O(paths), whether something is there, what it is, a link's target and a regular
     file's SHA-1 checksum; the text of each of O(read). Links are never followed.
   - One call instead of a C(ansible.builtin.stat) or C(ansible.builtin.slurp) per path; each module
-    call costs a host a Python start and the import of Ansible's module_utils (about 0.3 s of a
-    small VPS's CPU).
+    call costs a host a Python start and the import of Ansible's module_utils.
   - The checksum is the one C(ansible.builtin.stat) gives (C(checksum), SHA-1 of the content).
 version_added: 0.1.0
 author: Lernmanager deployment team (@lernmanager)

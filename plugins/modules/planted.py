@@ -21,6 +21,10 @@ description:
 version_added: 0.2.0
 author: Lernmanager deployment team (@lernmanager)
 extends_documentation_fragment: [lernmanager.deploy.attributes]
+attributes:
+  check_mode:
+    support: full
+    details: Lists what is planted and reports a change where O(quarantine=true) would move it; moves nothing.
 options:
   data_dir:
     description: The app's data directory (C(<root>/shared/data)). Missing means nothing is planted.

@@ -32,7 +32,6 @@ options:
     required: true
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be removed; removes nothing.
 """

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # Copyright: the Lernmanager deployment team
 # GNU Affero General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/agpl-3.0.txt)
-"""Start a release directory, and finish an unpacked one, in one host call each (the release step
-took eight calls, each a Python start on the host: ~7 s of a code-only deploy on the test bed)."""
+"""Start a release directory, and finish an unpacked one, in one host call each (each call is a
+Python start on the host)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ description:
     source shipped inside it. Makes every file and directory root's and read-only for everyone
     else (directories and executables 0755, other files 0644; set-id bits cleared; links never
     followed). Links each of O(shared) to C(../../shared/<name>). Writes the precompressed copies
-    of the static files below O(static) (see lernmanager.deploy.precompress). Renames O(path) to
+    of the static files below O(static) (gzip, and brotli with O(brotli)). Renames O(path) to
     O(dest).
   - The rename comes last and is atomic, so a release that is not finished never looks complete;
     a failure leaves O(path), which the next O(state=partial) removes.
@@ -57,7 +57,6 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: partial
     details: Reports a change and changes nothing (a check run never builds a release).
 """

@@ -12,8 +12,7 @@ description:
   - Brings each of O(entries) to its state, in the order given; a file with its content, a
     directory, a link, or nothing. Owner, group and mode are set too. Only what differs changes.
   - One call instead of a task per file; each module call costs a host a Python start and the
-    import of Ansible's module_utils (about 0.3 s of a small VPS's CPU), which made most of a
-    deploy's time when nothing had changed. The contents come rendered from the controller
+    import of Ansible's module_utils. The contents come rendered from the controller
     (C(lookup('ansible.builtin.template', ...))).
   - Files are written to a temporary file beside them, owned and moded before they get their name
     (C(rename)); no reader ever sees half a file or the wrong mode. A link at a file's path is
@@ -77,7 +76,6 @@ options:
     elements: str
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reports the paths that would change; an owner or group that does not exist yet counts as a change.
   diff_mode:

@@ -46,7 +46,6 @@ options:
         required: true
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Reports the directories that would be created or changed (all of them while O(parent) does not exist).
 """

@@ -1,5 +1,5 @@
 """Issue 37: an upstream tree the service account may have tampered with. The adoption's data step
-(tasks/steps/adopt_data.yml, run alone on a scratch tree and layout) reads .env as the service user
+(tasks/steps/host/adopt_data.yml, run alone on a scratch tree and layout) reads .env as the service user
 and never through a link, and refuses data/ and instance/uploads/ that are links: nothing behind a
 planted link arrives in the new layout, the env file or a backup."""
 
@@ -21,7 +21,7 @@ def adopt_data():
     """The role's adopt_data.yml alone, on the scratch tree and layout."""
     play = [{"name": "Carry a scratch upstream tree over", "hosts": "all", "gather_facts": False, "tasks": [
         {"name": "Run the adoption's data step", "ansible.builtin.include_role": {
-            "name": "lernmanager.deploy.lernmanager", "tasks_from": "steps/adopt_data.yml"}}]}]
+            "name": "lernmanager.deploy.lernmanager", "tasks_from": "steps/host/adopt_data.yml"}}]}]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(play, handle)
     try:

@@ -1,4 +1,4 @@
-"""The deploy gate (tasks/steps/gate.yml) on both hosts at once: a re-run with the inputs of the
+"""The deploy gate (tasks/steps/run/gate.yml) on both hosts at once: a re-run with the inputs of the
 last complete deploy ends after a few tasks and changes nothing; a hand edit, a stopped unit or a
 changed variable makes the run take every step again, which puts the host right. The scenario's
 own converges run every step (lernmanager_full_run in molecule.yml, so its idempotence is the

@@ -1,4 +1,4 @@
-"""The host layout of DESIGN.md §3: owners, groups and modes, the service account, packages."""
+"""The host layout (docs/architecture.md): owners, groups and modes, the service account, packages."""
 
 import pytest
 
