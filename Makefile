@@ -13,8 +13,9 @@ PYTHON ?= python3
 # config.yml); fleet's containers have their cores and apt caches in its molecule.yml.
 # `make molecule SCENARIOS="..."` runs the given ones in turn, with MOLECULE_ARGS passed to each
 # (MOLECULE_ARGS="--platform-name lm-default-debian13": one of default's hosts).
-# Balanced by the scenarios' times in CI (printed at the end of `make molecule`): fleet (three
-# hosts, four deploys each) and zero_downtime (its kill-point tests) are the longest.
+# Balanced by the scenarios' times in CI (printed at the end of `make molecule`): sources (three git
+# releases, two with a venv of their own), fleet (three hosts, four deploys each) and zero_downtime
+# (its kill-point tests) are the longest.
 LANE_CORE0 ?= sources tls recovery upgrade
 LANE_CORE1 ?= fleet zero_downtime failed_release adopt controller
 SCENARIOS ?=

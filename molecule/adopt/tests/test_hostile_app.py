@@ -16,16 +16,11 @@ import os
 import pytest
 import yaml
 
-from lm_testlib import (REPO, RESOURCES, ROOT, canary_is_intact, converge, playbook, put_script, release_of,
-                        start_in_service_sandbox, stop_unit)
+from lm_testlib import (CANARY, REPO, RESOURCES, ROOT, canary_is_intact, converge, playbook, put_script, release_of,
+                        said, start_in_service_sandbox, stop_unit)
 
 UNIT = "lm-hostile"
 UPSTREAM_LINK = "lm-planted-at-adoption"
-
-
-def said(run):
-    """A playbook's output, its errors too, with its line breaks undone (messages are wrapped)."""
-    return " ".join((run.stdout + run.stderr).split())
 
 
 def playbook_vars(version):
@@ -65,6 +60,11 @@ def events(hostile, kind):
     return [line for line in hostile["log"] if line.startswith(kind + " ")]
 
 
+def flood_counts(hostile):
+    """The flood's statuses as its last line counted them: {path: {status: count}}."""
+    return json.loads(events(hostile, "flood")[-1].split(" ", 1)[1])
+
+
 def test_the_deploy_backup_restore_and_apt_all_went_through(host, hostile):
     runs = hostile["runs"]
     assert runs["deploy"].returncode == 0, runs["deploy"].stdout[-4000:] + runs["deploy"].stderr[-2000:]
@@ -74,7 +74,7 @@ def test_the_deploy_backup_restore_and_apt_all_went_through(host, hostile):
     assert release_of(host) != hostile["before"], "v2 was deployed"
     assert "migrate_002_add_class_color.py" in host.file(f"{ROOT}/shared/data/migrations_done.txt").content_string
     # What upstream's account planted before the adoption is named by the deploy, and followed by nothing.
-    assert f"'{UPSTREAM_LINK}' (a link to '/root/lm-canary')" in said(runs["deploy"]), said(runs["deploy"])[-3000:]
+    assert f"'{UPSTREAM_LINK}' (a link to '{CANARY}')" in said(runs["deploy"]), said(runs["deploy"])[-3000:]
     # No step of a deploy that adopts nothing names itself after a variable only an adoption sets.
     for run in (runs["deploy"], runs["restore"]):
         assert "template error" not in said(run), said(run)[-3000:]
@@ -88,7 +88,7 @@ def test_the_hostile_app_tried_every_path(hostile):
     assert "link-planted data/.restore.tmp" in log and "fifo-planted instance/uploads/lm-hostile.fifo" in log, log[:20]
     assert events(hostile, "trial-seen"), "the trial's copy was seen, so it was raced"
     assert events(hostile, "gunicorn"), "gunicorn was knocked at"
-    flood = json.loads(events(hostile, "flood")[-1].split(" ", 1)[1])
+    flood = flood_counts(hostile)
     assert sum(flood["login"].values()) > 100 and sum(flood["admin/passwort"].values()) > 100, flood
 
 
@@ -106,7 +106,7 @@ def test_gunicorn_was_never_reached_past_nginx(hostile):
 
 
 def test_the_flood_was_refused_and_a_class_logged_in_all_the_same(hostile):
-    flood = json.loads(events(hostile, "flood")[-1].split(" ", 1)[1])
+    flood = flood_counts(hostile)
     assert flood["login"].get("429", 0) > 0, f"wrong passwords were never refused: {flood}"
     assert flood["admin/passwort"].get("429", 0) > 0, f"sessionless password changes were never refused: {flood}"
     school = hostile["runs"]["class"]

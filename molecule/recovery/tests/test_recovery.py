@@ -13,7 +13,7 @@ import pytest
 import testinfra
 import yaml
 
-from lm_testlib import DATABASE, REPO, ROOT, SERVER_NAME, db_state, playbook, run_client
+from lm_testlib import DATABASE, REPO, ROOT, SERVER_NAME, db_state, playbook, run_client, said
 
 A, B, STORAGE = "lm-recovery-a", "lm-recovery-b", "lm-recovery-storage"
 MARKER = "PLAINTEXT-MARKER-c41d"
@@ -202,8 +202,3 @@ def test_a_planted_record_stops_no_backup_and_is_moved_aside_on_request(lost_and
     assert "data/migrations_done.txt" in b.check_output(
         "lernmanager-backup restic dump latest /lernmanager.tar | tar -t").split()
     assert db_state(b) == state
-
-
-def said(run):
-    """A playbook's output, its errors too, with its line breaks undone (messages are wrapped)."""
-    return " ".join((run.stdout + run.stderr).split())

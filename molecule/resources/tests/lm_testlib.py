@@ -170,6 +170,11 @@ def backup(extra_vars=None):
                     {"lernmanager_server_name": SERVER_NAME, **(extra_vars or {})})
 
 
+def said(run):
+    """A playbook's output, its errors too, with its line breaks undone (messages are wrapped)."""
+    return " ".join((run.stdout + run.stderr).split())
+
+
 def release_of(host):
     return host.check_output(f"readlink {ROOT}/current").rsplit("/", 1)[-1]
 
