@@ -63,6 +63,30 @@ def run_module(name, args, check=False, python=sys.executable):
     assert body, result.stdout + result.stderr
     outcome = json.loads(body)
     outcome["_failed"] = "FAILED" in head
+    return documented(name, outcome)
+
+
+# What every task result may hold besides a module's own keys (Ansible's and the executor's).
+COMMON_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations", "skipped",
+                      "ansible_facts", "_ansible_no_log", "_ansible_verbose_always", "_failed"}
+
+
+def documented_returns(name):
+    """The keys a module's RETURN documents (plugins/modules/<name>.py, read without importing it)."""
+    import ast
+    tree = ast.parse((REPO / "plugins" / "modules" / f"{name}.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "RETURN" for t in node.targets):
+            return set(yaml.safe_load(node.value.value) or {})
+    raise AssertionError(f"{name} has no RETURN")
+
+
+def documented(name, outcome):
+    """`outcome`, once checked to hold no key its module's RETURN leaves out: every test that runs a
+    module checks this (a failed result may carry more, for the message)."""
+    if not outcome["_failed"]:
+        undocumented = set(outcome) - documented_returns(name) - COMMON_RESULT_KEYS
+        assert not undocumented, f"{name} returns {sorted(undocumented)}, which its RETURN does not document"
     return outcome
 
 
@@ -143,7 +167,7 @@ def run_module_in_process(name, args, check=False):
             sys.pycache_prefix = pycache_prefix
     outcome = json.loads(output.getvalue())
     outcome["_failed"] = outcome.get("failed") is True
-    return outcome
+    return documented(name, outcome)
 
 
 SERVE_STANDIN = """

@@ -123,3 +123,10 @@ def test_every_hand_off_is_declared_where_it_is_made_and_where_it_is_read(path):
     assert set(said_out) <= set(outputs), f"{path} declares outputs nobody else reads: {set(said_out) - set(outputs)}"
     assert set(said_in) <= READS[path] | set(re.findall(r"\b(__lernmanager_\w+)\b", code(TASK_FILES[path]))), \
         f"{path} declares inputs it does not read"
+
+
+def test_the_roles_vars_hold_no_value_of_the_run():
+    """vars/main.yml is read lazily wherever a name is used: a value there that reads a register or
+    a set_fact depends on which step ran before the reader, and the reader cannot see it. Such a
+    value is made by the step that makes its input (a set_fact or a task's vars) and handed on."""
+    assert READS["vars/main.yml"] == set(), f"vars/main.yml reads values of the run: {sorted(READS['vars/main.yml'])}"

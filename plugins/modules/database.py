@@ -105,6 +105,18 @@ backup:
   description: (V(backup)) The new backup's path; none when there is no database yet or in check mode.
   type: str
   returned: when action is backup
+reason:
+  description: (V(backup)) Why no backup was written (C(no database yet)).
+  type: str
+  returned: when there is no database to back up
+restored:
+  description: (V(restore)) The backup the database was restored from.
+  type: str
+  returned: when action is restore
+database:
+  description: (V(restore)) The database that was restored.
+  type: str
+  returned: when action is restore
 integrity:
   description: (V(backup)) The snapshot's C(integrity_check) result.
   type: str

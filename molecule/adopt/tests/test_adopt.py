@@ -1,5 +1,8 @@
 """An upstream install (git checkout as /opt/lernmanager, waitress on 0.0.0.0:8081, .env) is
-converted by the role's first run without losing anything a school cares about."""
+converted by the role's first run without losing anything a school cares about.
+
+Changes the host: runs the converge's adoption tag again, and unmounts the data volume under the stopped app
+before it mounts it and starts the app again."""
 
 import json
 import os

@@ -1,7 +1,10 @@
 """Issue 37: an upstream tree the service account may have tampered with. The adoption's data step
 (tasks/steps/host/adopt_data.yml, run alone on a scratch tree and layout) reads .env as the service user
 and never through a link, and refuses data/ and instance/uploads/ that are links: nothing behind a
-planted link arrives in the new layout, the env file or a backup."""
+planted link arrives in the new layout, the env file or a backup.
+
+Changes the host and puts it back: the adoption's data step runs on a scratch tree and layout, removed after
+each test."""
 
 import os
 import tempfile

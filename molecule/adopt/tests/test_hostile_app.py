@@ -8,6 +8,9 @@ write, races the deploy's trial, looks for the deploy's processes, knocks at gun
 and floods the password paths, while root deploys v2 (a migration), backs up the way the timer
 does, restores over the host and installs a package; then a class logs in. Runs after the
 adoption's own tests (file order): it changes the release and the data.
+
+Changes the host: a deploy with a migration, a backup, an overwrite restore and an apt run, beside the hostile
+app.
 """
 
 import json

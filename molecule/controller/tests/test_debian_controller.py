@@ -2,7 +2,9 @@
 its built tarball, deploying over SSH with pipelining as user `debian` with sudo onto a Debian 12 VPS
 (molecule/controller/converge.yml ran the first deploy). Here, from the same controller: a no-op
 run, the same without pipelining, a code-only release, and status.yml. Each run's seconds go to
-.cache/logs/controller-times.json (issue 14's deploy times over SSH; printed by the scenario's log)."""
+.cache/logs/controller-times.json (issue 14's deploy times over SSH; printed by the scenario's log).
+
+Changes the hosts: a no-op deploy, one without pipelining and a code-only release, from the controller."""
 
 import json
 import os

@@ -1,7 +1,9 @@
 """Scheduled backups (tasks/steps/host/backups.yml, files/lernmanager-backup), after the side effect
 (molecule/default/side_effect.yml) planted a marker row and a binary upload as the service user,
 ran playbooks/backup.yml (it asserts the report of the new snapshot), backed up again the way
-the timer does with nothing changed, and made one backup fail. Verify only reads."""
+the timer does with nothing changed, and made one backup fail. Verify only reads.
+
+Reads the hosts only (side_effect.yml made the backups; a copy of the set's database goes to /tmp)."""
 
 import json
 

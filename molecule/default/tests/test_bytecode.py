@@ -2,6 +2,9 @@
 
 A read-only prefix hides a missing .pyc (Python then compiles in memory and writes nothing), so
 the test makes the prefix writable for the service for one restart and looks for new files.
+
+Changes the hosts and puts them back: a restart with a writable prefix, modules planted in /tmp for an apt
+run.
 """
 
 import os

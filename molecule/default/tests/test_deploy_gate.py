@@ -2,7 +2,9 @@
 last complete deploy ends after a few tasks and changes nothing; a hand edit, a stopped unit or a
 changed variable makes the run take every step again, which puts the host right. The scenario's
 own converges run every step (lernmanager_full_run in molecule.yml, so its idempotence is the
-full path's); these runs turn the gate on. Each converge runs both hosts in parallel."""
+full path's); these runs turn the gate on. Each converge runs both hosts in parallel.
+
+Changes the hosts: a hand edit, a stopped timer and a changed variable, each put right by a deploy."""
 
 import json
 import os

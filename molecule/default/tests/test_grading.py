@@ -1,7 +1,9 @@
 """The grading service behind nginx: /grading/ passes admin sessions only (auth_request to the
 app's /internal/auth-check), adds the service's token, streams the body as it arrives, and has a
 body limit of its own (the scenario's group_vars: 3m, the app's pages 64m). The stand-in service
-(files/grading_stub.py, on the port of lernmanager_grading_service_url) records what reaches it."""
+(files/grading_stub.py, on the port of lernmanager_grading_service_url) records what reaches it.
+
+Changes the hosts and puts them back: a stand-in grading service, a deploy that nginx refuses."""
 
 import json
 

@@ -1,4 +1,6 @@
-"""Real HTTP through nginx, from inside each container."""
+"""Real HTTP through nginx, from inside each container.
+
+Changes the hosts and puts them back: the app stopped for a request to a static file, a probe upload."""
 
 import gzip
 

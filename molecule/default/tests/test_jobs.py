@@ -1,6 +1,8 @@
 """The app's scheduled jobs (lernmanager_jobs, the defaults: upstream's two on upstream's schedule),
 each started by hand as its timer would start it: it runs as the app runs (service user, live
-release and venv, read-only bytecode prefix, sandbox) and leaves its output in shared storage."""
+release and venv, read-only bytecode prefix, sandbox) and leaves its output in shared storage.
+
+Changes the hosts: each job started once as its timer would start it (reports and attendance in the data)."""
 
 import pytest
 

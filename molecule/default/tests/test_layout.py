@@ -1,4 +1,6 @@
-"""The host layout (docs/architecture.md): owners, groups and modes, the service account, packages."""
+"""The host layout (docs/architecture.md): owners, groups and modes, the service account, packages.
+
+Reads the hosts only (the service user's write probes are removed at once)."""
 
 import pytest
 

@@ -1,4 +1,6 @@
-"""gunicorn behind a systemd socket: units, ownership of config and secrets, sizing."""
+"""gunicorn behind a systemd socket: units, ownership of config and secrets, sizing.
+
+Changes the hosts: nginx's error log rotated by force, requests that write to it."""
 
 import uuid
 

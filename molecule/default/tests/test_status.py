@@ -1,7 +1,9 @@
 """playbooks/status.yml on the deployed hosts (after the side effect: v2 live, v1 previous, a backup
 taken): one line per host a person reads, the details with -v, nothing changed, check mode the
 same, and with lernmanager_status_strict a failed host for each warning. It runs twice for both
-hosts (the runs are cached per module), then each host's checks read the output."""
+hosts (the runs are cached per module), then each host's checks read the output.
+
+Reads the hosts only: playbooks/status.yml changes nothing (tested)."""
 
 import functools
 import os

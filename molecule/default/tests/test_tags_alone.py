@@ -4,7 +4,9 @@ does not fail, changes nothing, and reaches (runs or skips) more tasks than the 
 to do, and the firewall's are skipped while it is off). Runs on the hosts the side effect upgraded
 to v2. The tags are shared out between the Debian 12 and 13 hosts, which run theirs at the same
 time (one run per tag, not one per tag and host: each run costs ~20 s of the CI budget); with
-`--platform-name`, the one host runs them all."""
+`--platform-name`, the one host runs them all.
+
+Reads the hosts only: the run of each tag alone changes nothing (tested)."""
 
 import glob
 import os

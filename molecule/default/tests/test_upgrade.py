@@ -1,7 +1,9 @@
 """After the side effect (molecule/default/side_effect.yml) upgraded the converged v1 to v2 of the
 stand-in app, twice (it asserts that the first run changed every host and the second none):
 v2 is served from a new release, its migration ran once and was recorded, SECRET_KEY and the
-data are v1's, and v1's release is kept as `previous`."""
+data are v1's, and v1's release is kept as `previous`.
+
+Reads the hosts only (side_effect.yml made the upgrade)."""
 
 import json
 

@@ -1,6 +1,8 @@
 """A broken v2 over a serving v1 with data: the play fails with a clear message, v1 serves, the
 database equals its pre-deploy state and the broken release stays on disk for inspection. A venv
-whose packages conflict is refused before anything live."""
+whose packages conflict is refused before anything live.
+
+Changes the host: broken releases deployed over v1 and rolled back, each left on disk."""
 
 import pytest
 

@@ -5,7 +5,9 @@ playbooks/deploy.yml as an admin runs it: a v2 whose migration fails stops on th
 leaves every other school untouched; a rolling v2 reaches every school; a rollback of one school
 leaves the other on its host running.
 
-The tests run once each (no `host` fixture) in this order; each names the hosts it looks at."""
+The tests run once each (no `host` fixture) in this order; each names the hosts it looks at.
+
+Changes the hosts: deploys refused, a canary whose migration fails, then v2 rolled out to every school."""
 
 import glob
 import os

@@ -3,7 +3,10 @@ and lernmanager-backup.service runs as its timer would, into the sftp repository
 Then `a` is destroyed and playbooks/restore.yml rebuilds the fresh `b` (the other Debian release)
 from the repository: every table's rows, every upload, the session and the secret key are back,
 and the repository holds none of the data in plain text. A second restore onto `b` is refused
-(it has data now), and a wrong repository password fails and changes nothing."""
+(it has data now), and a wrong repository password fails and changes nothing.
+
+Changes the hosts: data made on a and backed up, a destroyed, b restored from the repository and restored
+again over itself."""
 
 import json
 import os

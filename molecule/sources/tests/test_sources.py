@@ -1,6 +1,8 @@
 """Releases from git (a tag, then another, then a third through the deploy gate's code lane) and
 from an archive, and wrong sources refused before anything live changes, each with a message
-naming the variable to fix."""
+naming the variable to fix.
+
+Changes the host: deploys from git tags, new code and an archive, and wrong sources refused."""
 
 import os
 import re

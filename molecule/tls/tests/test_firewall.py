@@ -1,7 +1,10 @@
 """The optional nftables firewall (this scenario enables it): in, only SSH, 80 and 443.
 
 Probed from the controller against this scenario's own container (its address on the test bed's
-bridge), with a listener on a port the firewall must drop."""
+bridge), with a listener on a port the firewall must drop.
+
+Changes the host: a listener on port 9999 (stopped after), a foreign table and another instance's ports, then
+a deploy."""
 
 import json
 import socket

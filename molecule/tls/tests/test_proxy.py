@@ -3,7 +3,9 @@
 The scenario trusts 127.0.0.1/32 as a proxy in front (lernmanager_trusted_proxies): a request from
 there names its client in X-Forwarded-For. A request from any other address (the container's own
 address on the test bed's bridge: an untrusted sender) cannot: the app sees the sender. What the
-app saw is read from its analytics table (each request's client address, written by the app)."""
+app saw is read from its analytics table (each request's client address, written by the app).
+
+Changes the host and puts it back: a deploy with a location nginx refuses (the site stays as it was)."""
 
 import uuid
 

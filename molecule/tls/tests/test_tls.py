@@ -2,6 +2,8 @@
 
 Every request goes to 127.0.0.1 inside the container, with the site's name in SNI and Host
 (curl --resolve): nginx refuses a handshake for any other name.
+
+Changes the host: a forced renewal, then deploys of the provided and selfsigned modes.
 """
 
 import json

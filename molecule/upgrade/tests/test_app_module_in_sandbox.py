@@ -1,6 +1,8 @@
 """The app and database modules run the app's own code on a real host: in a transient unit with
 the service's sandbox (module_utils/sandbox.py), as the service user with the deploy group. A tiny
-app of upstream's shape, beside the deployed one; the module calls go through `ansible -m`."""
+app of upstream's shape, beside the deployed one; the module calls go through `ansible -m`.
+
+Changes the host and puts it back: a tiny app in a directory of its own, removed after each test."""
 
 import json
 

@@ -1,6 +1,8 @@
 """`make molecule` runs this scenario with the oldest ansible-core meta/runtime.yml claims
 (requirements-oldest.txt, OLDEST_SCENARIOS in the Makefile): every playbook run of it, Molecule's
-and the tests', is the ansible-playbook found first on PATH. This checks that it was that one."""
+and the tests', is the ansible-playbook found first on PATH. This checks that it was that one.
+
+Reads nothing of the host: the controller's log of the playbook runs."""
 
 import os
 import subprocess

@@ -3,6 +3,8 @@
 all with links to a root-only canary planted by the service user.
 
 The tests run in file order and share one module fixture per step: each step is one playbook run.
+
+Changes the host: v2, a rollback, a restore, v2 again with a new venv, a rollback and a backup.
 """
 
 import json

@@ -9,6 +9,8 @@ cookie, and gunicorn refuses a client that keeps FAILING checks before the app h
 behind one address logs in three classes at once while a script from elsewhere is refused.
 Each storm comes from addresses of its own (--first-source): the per-client state outlives a
 test. The figures are printed for the issue note.
+
+Changes the host: classes and scripts flood the password paths (the throttle's state, the logs).
 """
 
 import json

@@ -1,6 +1,8 @@
 """While v2 is deployed over a serving v1, and then while gunicorn restarts a few more times behind
 its socket, clients inside the container send GETs and POSTs in a loop through nginx: not one may
-fail. The worst latency is printed for the issue note."""
+fail. The worst latency is printed for the issue note.
+
+Changes the host: v2 deployed over v1 and gunicorn restarted under load."""
 
 import json
 

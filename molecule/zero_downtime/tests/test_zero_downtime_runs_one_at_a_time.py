@@ -3,7 +3,9 @@
 
 Two deploys started at the same moment; runs killed (SIGKILL, as a dropped SSH connection ends
 them) while they hold the lock, at three points of a deploy, each followed by a plain run; a lock
-held by a run of another controller."""
+held by a run of another controller.
+
+Changes the host: two deploys at once, runs killed at their worst moments, each put right by the next."""
 
 import json
 import re

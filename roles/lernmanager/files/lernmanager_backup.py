@@ -65,7 +65,7 @@ def log(message):
 
 def wait_for_deploy(config):
     """A deploy, rollback or restore holds the host lock: its migrations must not run under the
-    snapshot (the deploy in turn waits for a running backup, see steps/run/lock.yml)."""
+    snapshot (the deploy in turn waits for a running backup, see steps/run/backup_wait.yml)."""
     deadline = time.monotonic() + config.get("lock_wait", 3600)
     announced = False
     while os.path.lexists(config["lock_file"]):
