@@ -30,7 +30,7 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from benchlib import backups, containers, fleet, load, realapp, report, report_real, stacks  # noqa: E402
+from benchlib import backups, containers, experiment, fleet, load, realapp, report, report_real, stacks  # noqa: E402
 from benchlib.containers import PROBE, VPS, exec_sh, run  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -38,6 +38,9 @@ BENCH = REPO / "bench"
 OUT = BENCH / "out"
 STORM = "/root/lm_storm.py"
 PORTS = {"a": 8081, "b": 8080, "c": 80, "d": 8090}
+# The app's unit of each stack ((d) is nginx alone; (b) and (c) add nginx.service).
+STACK_UNITS = {"a": "lernmanager-upstream.service", "b": "lernmanager-upstream.service",
+               "c": "lernmanager.service", "d": None}
 
 
 def parse_args():
@@ -47,7 +50,8 @@ def parse_args():
     parser.add_argument("--keep", action="store_true",
                         help="leave the lm-bench-* containers running for inspection")
     parser.add_argument("--duration", type=int, help="seconds per workload (default 10)")
-    parser.add_argument("--sweep", help="workers x threads candidates, e.g. 1x8,1x16,2x8")
+    parser.add_argument("--sweep", help="workers x threads candidates, e.g. 1x8,1x16,2x8; with --app, a sweep "
+                                        "file of role configurations against upstream (bench/files/sweep-*.yml)")
     parser.add_argument("--classes", default="30,60,120",
                         help="login storm: class sizes logging in at once (default 30,60,120)")
     parser.add_argument("--no-sizing", action="store_true",
@@ -81,8 +85,13 @@ def parse_args():
     args.reps = 2 if quick else 5
     args.recycle_s = 5 if quick else 30
     args.recycle_rounds = 1 if quick else 2
-    sweep = args.sweep or ("1x8,2x8" if quick else "1x8,1x16,1x32,2x8,2x16")
-    args.sweep = [tuple(int(n) for n in item.split("x")) for item in sweep.split(",")]
+    args.experiment = None
+    if args.app and args.sweep:
+        args.experiment = experiment.read_sweep(args.sweep)
+        args.sweep = None
+    else:
+        sweep = args.sweep or ("1x8,2x8" if quick else "1x8,1x16,1x32,2x8,2x16")
+        args.sweep = [tuple(int(n) for n in item.split("x")) for item in sweep.split(",")]
     args.classes = [int(n) for n in args.classes.split(",")]
     return args
 
@@ -118,7 +127,20 @@ class Bench:
 
     def wrk(self, stack, path, seconds=None):
         return load.wrk(self.url(stack, path), seconds or self.args.duration,
-                        warmup=self.args.warmup)
+                        warmup=self.args.warmup, meter=self.meter(stack))
+
+    def meter(self, stack):
+        """The CPU seconds STACK's server processes have used so far ({"app": s, "nginx": s}),
+        as a callable for load.wrk: read in the VPS by files/probe.py, whose own start is outside
+        the processes it counts."""
+        units = {"app": STACK_UNITS[stack]} if STACK_UNITS[stack] else {}
+        if stack != "a":
+            units["nginx"] = "nginx.service"
+
+        def read():
+            seconds = json.loads(exec_sh(VPS, f"python3 {PROBE} cpu {' '.join(units.values())}"))
+            return {what: seconds[unit] for what, unit in units.items()}
+        return read
 
     def memory(self, unit):
         pss = json.loads(exec_sh(VPS, f"python3 {PROBE} pss {unit} nginx.service"))
@@ -188,6 +210,7 @@ class Bench:
             "backups_only": self.args.backups,
             "fleet_only": self.args.fleet,
             "real_app": bool(self.args.app),
+            "command": "make bench BENCH_ARGS=\"" + " ".join(sys.argv[1:]) + "\"",
         }
         self.work.mkdir(parents=True, exist_ok=True)
         src = self.src = self.work / "src"
@@ -332,13 +355,14 @@ class Bench:
     def write_outputs(self):
         OUT.mkdir(parents=True, exist_ok=True)
         stacks_measured = not (self.args.backups or self.args.fleet)
-        if stacks_measured:
+        if stacks_measured and not self.args.experiment:
             targets = report_real.targets if self.args.app else report.targets
             self.results["targets"] = self.section("targets", targets, self.results) or []
         # The raw numbers first: a bug in the rendering must not lose a 20-minute run.
         json_path = OUT / f"results-{self.timestamp}.json"
         json_path.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
-        text = (report_real.markdown if self.args.app else report.markdown)(self.results)
+        text = (experiment.markdown if self.args.experiment
+                else report_real.markdown if self.args.app else report.markdown)(self.results)
         chart_path = OUT / f"chart-{self.timestamp}.png"
         if stacks_measured and not self.args.app:
             self.section("chart", report.chart, self.results, chart_path)
@@ -357,6 +381,8 @@ class Bench:
             self.setup()
             if self.args.fleet:
                 fleet.measure(self, self.args.fleet_sizes, self.args.fleet_modes)
+            elif self.args.experiment:
+                experiment.Experiment(self, self.args.experiment).run(self.work / "app-v1")
             elif self.args.app:
                 realapp.RealApp(self).measure(self.work / "app-v1", self.work / "app-v2")
             elif self.args.backups:
@@ -392,6 +418,9 @@ class Bench:
 def render(path):
     """The report of an earlier run, with the current report code (its targets judged again)."""
     results = json.loads(pathlib.Path(path).read_text())
+    if results.get("experiment"):
+        print(experiment.markdown(results))
+        return 0
     kind = report_real if results["meta"].get("real_app") else report
     if not (results["meta"].get("backups_only") or results["meta"].get("fleet_only")):
         results["targets"] = kind.targets(results)

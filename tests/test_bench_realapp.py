@@ -4,6 +4,7 @@ and the report's ceiling column and targets from known numbers. The runs themsel
 containers and the real app: they are in `make bench`, not here."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -167,3 +168,43 @@ def test_spread_puts_the_runs_side_by_side_with_max_minus_min_over_mean():
     standin["meta"]["real_app"] = False
     with pytest.raises(SystemExit, match="not of one kind"):
         spread.markdown([{**RESULTS, "meta": {**RESULTS["meta"], "real_app": True}}, standin])
+
+
+# --- the experiment: --app PATH --sweep FILE ------------------------------------------------------
+
+def test_the_servers_sweep_file_is_read_with_upstreams_port_kept_free():
+    from benchlib import experiment
+    sweep = experiment.read_sweep(REPO / "bench" / "files" / "sweep-servers.yml")
+    assert "gunicorn-23" in sweep["points"] and sweep["repetitions"] >= 2
+    assert sweep["common"]["lernmanager_listen_port"] != 8081, "(b)'s waitress binds 8081"
+
+
+def test_a_sweep_with_an_unknown_workload_is_refused(tmp_path):
+    from benchlib import experiment
+    bad = tmp_path / "sweep.yml"
+    bad.write_text("points: {a: {}}\nworkloads: [dashboard, dashbaord]\n")
+    with pytest.raises(SystemExit, match="dashbaord"):
+        experiment.read_sweep(bad)
+
+
+def test_the_experiment_report_puts_each_point_beside_upstream_in_the_same_repetition():
+    from benchlib import experiment
+    measured = {"dashboard": {"rps": 120.0, "p99_ms": 300.0, "failed": 0,
+                              "cpu_ms_per_request": {"app": 7.0, "nginx": 0.5, "total": 7.5}}}
+    faster = {"dashboard": {**measured["dashboard"], "rps": 132.0, "p99_ms": 270.0}}
+    results = {"meta": {"timestamp": "t", "command": "make bench", "duration_s": 10, "warmup_s": 2, "host": {}},
+               "experiment": {"sweep": {"file": "f.yml", "workloads": ["dashboard"],
+                                        "points": {"p": {"lernmanager_gunicorn_threads": 16}}},
+                              "repetitions": [{"b": measured, "points": {"p": faster}},
+                                              {"b": measured, "points": {}}]}}
+    text = experiment.markdown(results)
+    row = next(line for line in text.splitlines() if line.startswith("| (c) p "))
+    assert row == "| (c) p | 132 / – | 1.10 / – | 270 / – | 0.90 / – | 7.0 + 0.5 / – | 0 / – |", row
+
+
+def test_the_probe_counts_a_process_cpu_time_and_its_reaped_childrens():
+    probe = {}
+    exec(compile((REPO / "bench" / "files" / "probe.py").read_text(), "probe.py", "exec"), probe)
+    before = probe["cpu_seconds"](os.getpid())
+    subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)
+    assert probe["cpu_seconds"](os.getpid()) - before > 0.2, "the child's CPU moves into its parent's count"

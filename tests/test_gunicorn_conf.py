@@ -45,6 +45,10 @@ def app(environ, start_response):
     if environ["PATH_INFO"] == "/calls":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(len(CALLS)).encode()]
+    if environ["PATH_INFO"] == "/switch":
+        import sys
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(sys.getswitchinterval()).encode()]
     if environ["PATH_INFO"] == "/peak":
         # The worker's high-water mark of resident memory (KiB).
         with open("/proc/self/status") as status:
@@ -198,3 +202,16 @@ def test_checks_in_flight_at_once_never_exceed_the_budget(tmp_path: pathlib.Path
     finally:
         proc.terminate()
         proc.communicate(timeout=40)
+
+
+def test_the_switch_interval_is_the_workers_when_set_and_pythons_own_otherwise(tmp_path: pathlib.Path):
+    for name, variables, expected in (("set", {"lernmanager_gunicorn_switch_interval_ms": 0.5}, b"0.0005"),
+                                      ("default", {}, b"0.005")):
+        port = free_port()
+        proc = start_gunicorn(tmp_path / name, port, **variables)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/switch", timeout=10) as answer:
+                assert answer.read() == expected, name
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=40)

@@ -16,8 +16,11 @@ WORKLOADS = {
 }
 
 
-def wrk(url, seconds, connections=30, warmup=2, sessions=None, upload=None):
+def wrk(url, seconds, connections=30, warmup=2, sessions=None, upload=None, meter=None):
     """One bounded wrk run (after a discarded warm-up), returned as numbers.
+
+    With METER (a callable: {what: CPU seconds so far}, e.g. the app's unit and nginx), read
+    before and after the timed run: the CPU each spent per request, in milliseconds.
 
     Anonymous (the default): one wrk thread, as the load container has a single core and more
     threads on it would only compete with each other. With SESSIONS (a file in the load container,
@@ -35,8 +38,19 @@ def wrk(url, seconds, connections=30, warmup=2, sessions=None, upload=None):
     if warmup:
         # Warm-up: fills connection pools, page cache and lazily imported code paths.
         run(base + [f"-d{warmup}s", url], timeout=warmup + 60)
+    before = meter() if meter else None
     out = run(base + [f"-d{seconds}s", url], timeout=seconds + 60).stdout
-    return summary(out, url, connections)
+    result = summary(out, url, connections)
+    if meter:
+        result["cpu_ms_per_request"] = cpu_per_request(before, meter(), result["requests"])
+    return result
+
+
+def cpu_per_request(before, after, requests):
+    """{what: ms} of CPU per request from two METER readings; "total" sums them."""
+    spent = {what: (after[what] - before[what]) * 1000 / requests if requests else None for what in after}
+    spent["total"] = sum(value for value in spent.values() if value is not None) if requests else None
+    return {what: round(value, 3) if value is not None else None for what, value in spent.items()}
 
 
 def summary(out, url, connections):
@@ -68,15 +82,20 @@ def summary(out, url, connections):
     }
 
 
-def logins(url, seconds, accounts, connections=30, warmup=2):
+def logins(url, seconds, accounts, connections=30, warmup=2, meter=None):
     """Sustained login POSTs by CONNECTIONS browsers (files/sessions.py logins): wrk cannot
-    fetch the fresh CSRF token each login needs. ACCOUNTS is a file in the load container."""
+    fetch the fresh CSRF token each login needs. ACCOUNTS is a file in the load container.
+    METER as for wrk (the untimed GET of each login's form is in its count)."""
     base = ["docker", "exec", LOAD, "python3", "/bench/sessions.py", "logins", "--base", url,
             "--host-header", HOST, "--accounts", accounts, "--clients", str(connections)]
     if warmup:
         run(base + ["--seconds", str(warmup)], timeout=warmup + 90)
+    before = meter() if meter else None
     out = run(base + ["--seconds", str(seconds)], timeout=seconds + 90).stdout
-    return summary(out, url + "/login", connections)
+    result = summary(out, url + "/login", connections)
+    if meter:
+        result["cpu_ms_per_request"] = cpu_per_request(before, meter(), result["requests"])
+    return result
 
 
 def response_size(url, accept=ACCEPT, cookie=None):

@@ -165,28 +165,33 @@ class RealApp:
             self.bench.log(f"({stack}) {name}: {duration} s on {url}")
 
             def one(name=name, who=who, url=url):
-                entry = {}
-                if who == "static":
-                    entry["size"] = load.response_size(url)
-                    entry["raw_bytes"] = load.response_size(url, accept=None)["body_bytes"]
-                    entry.update(load.wrk(url, duration, warmup=warmup))
-                elif who in ("pupil", "admin"):
-                    sessions = self.sessions(stack, who)
-                    cookie = exec_sh(LOAD, f"head -n1 {sessions} | cut -f1").strip()
-                    entry["size"] = load.response_size(url, cookie=cookie)
-                    entry.update(load.wrk(url, duration, warmup=warmup, sessions=sessions))
-                elif who == "login":
-                    entry.update(load.logins(self.bench.url(stack, ""), duration, "/tmp/accounts-pupil.json",
-                                             warmup=warmup))
-                else:
-                    sessions = self.sessions(stack, who)
-                    load.wrk(url, warmup, warmup=0, sessions=sessions, upload=UPLOAD_FILE)
-                    before = self.uploads_stored(stack)
-                    entry.update(load.wrk(url, duration, warmup=0, sessions=sessions, upload=UPLOAD_FILE))
-                    # A failed upload is a redirect too (with a message): count the rows it made.
-                    entry["stored"] = self.uploads_stored(stack) - before
-                results[name] = entry
+                results[name] = self.workload(stack, name, who, url, duration, warmup)
             self.bench.section(f"({stack}) {name}", one)
+
+    def workload(self, stack, name, who, url, duration, warmup, sessions=None):
+        """One workload on STACK: its numbers, with the CPU per request of its server processes.
+        SESSIONS (a file of self.sessions) is made here unless given."""
+        entry, meter = {}, self.bench.meter(stack)
+        if who == "static":
+            entry["size"] = load.response_size(url)
+            entry["raw_bytes"] = load.response_size(url, accept=None)["body_bytes"]
+            entry.update(load.wrk(url, duration, warmup=warmup, meter=meter))
+        elif who in ("pupil", "admin"):
+            sessions = sessions or self.sessions(stack, who)
+            cookie = exec_sh(LOAD, f"head -n1 {sessions} | cut -f1").strip()
+            entry["size"] = load.response_size(url, cookie=cookie)
+            entry.update(load.wrk(url, duration, warmup=warmup, sessions=sessions, meter=meter))
+        elif who == "login":
+            entry.update(load.logins(self.bench.url(stack, ""), duration, "/tmp/accounts-pupil.json",
+                                     warmup=warmup, meter=meter))
+        else:
+            sessions = sessions or self.sessions(stack, who)
+            load.wrk(url, warmup, warmup=0, sessions=sessions, upload=UPLOAD_FILE)
+            before = self.uploads_stored(stack)
+            entry.update(load.wrk(url, duration, warmup=0, sessions=sessions, upload=UPLOAD_FILE, meter=meter))
+            # A failed upload is a redirect too (with a message): count the rows it made.
+            entry["stored"] = self.uploads_stored(stack) - before
+        return entry
 
     def ceiling(self):
         """files/inprocess.py in the VPS on its one core, as the service user: the same sessions

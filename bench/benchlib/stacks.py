@@ -154,10 +154,22 @@ def deploy_upstream(app_dir, database=None, database_name=None):
     return round(time.monotonic() - start, 1)
 
 
-def add_upstream_site():
+def add_upstream_site(server_name=None):
+    """(b)'s nginx site. SERVER_NAME replaces its lernmanager.test while (c)'s site, which has
+    that name, stays enabled (the role refuses a second site with its name); (b)'s site is the
+    only one on 8080, so it answers every Host there all the same."""
     copy_in(VPS, FILES / "upstream-nginx-site.conf", "/etc/nginx/sites-available/bench-upstream")
-    exec_sh(VPS, "ln -sf /etc/nginx/sites-available/bench-upstream "
+    rename = (f"sed -i 's/server_name lernmanager.test;/server_name {server_name};/' "
+              "/etc/nginx/sites-available/bench-upstream && ") if server_name else ""
+    exec_sh(VPS, rename + "ln -sf /etc/nginx/sites-available/bench-upstream "
                  "/etc/nginx/sites-enabled/bench-upstream && nginx -t -q && systemctl reload nginx")
+
+
+def gunicorn_version():
+    """The gunicorn the live unit runs: its venv's, asked."""
+    return exec_sh(VPS, "python=$(systemctl show -p ExecStart --value lernmanager.service "
+                        "| grep -o 'path=[^ ;]*' | head -1 | cut -d= -f2); "
+                        "$python -c 'import gunicorn; print(gunicorn.__version__)'").strip()
 
 
 def unit_state(unit, since=None):
