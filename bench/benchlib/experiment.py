@@ -128,7 +128,8 @@ def markdown(results):
              "",
              f"`{meta.get('command', '')}` — sweep `{exp['sweep']['file']}`, {len(reps)} repetitions, "
              f"{meta['duration_s']} s per point after {meta['warmup_s']} s warm-up, 30 clients; "
-             f"host {meta['host'].get('cpu', '')}, load average after each run in the JSON. "
+             f"the app at {(meta.get('app') or {}).get('commit') or 'a snapshot without git'}; "
+             f"host {meta['host'].get('cpu_model', '')}, {meta['host'].get('nproc', '')} cores. "
              "Each cell: repetition 1 / 2 / …; ratios to (b) of the same repetition.",
              ""]
     points = list(exp["sweep"]["points"])
