@@ -38,11 +38,17 @@ def wrk(url, seconds, connections=30, warmup=2, sessions=None, upload=None, mete
     if warmup:
         # Warm-up: fills connection pools, page cache and lazily imported code paths.
         run(base + [f"-d{warmup}s", url], timeout=warmup + 60)
-    before = meter() if meter else None
-    out = run(base + [f"-d{seconds}s", url], timeout=seconds + 60).stdout
-    result = summary(out, url, connections)
-    if meter:
-        result["cpu_ms_per_request"] = cpu_per_request(before, meter(), result["requests"])
+    return metered(lambda: summary(run(base + [f"-d{seconds}s", url], timeout=seconds + 60).stdout, url,
+                                   connections), meter)
+
+
+def metered(timed_run, meter):
+    """TIMED_RUN's numbers, with the CPU per request METER saw spent during it (no METER: as they are)."""
+    if not meter:
+        return timed_run()
+    before = meter()
+    result = timed_run()
+    result["cpu_ms_per_request"] = cpu_per_request(before, meter(), result["requests"])
     return result
 
 
@@ -90,12 +96,8 @@ def logins(url, seconds, accounts, connections=30, warmup=2, meter=None):
             "--host-header", HOST, "--accounts", accounts, "--clients", str(connections)]
     if warmup:
         run(base + ["--seconds", str(warmup)], timeout=warmup + 90)
-    before = meter() if meter else None
-    out = run(base + ["--seconds", str(seconds)], timeout=seconds + 90).stdout
-    result = summary(out, url + "/login", connections)
-    if meter:
-        result["cpu_ms_per_request"] = cpu_per_request(before, meter(), result["requests"])
-    return result
+    return metered(lambda: summary(run(base + ["--seconds", str(seconds)], timeout=seconds + 90).stdout,
+                                   url + "/login", connections), meter)
 
 
 def response_size(url, accept=ACCEPT, cookie=None):
