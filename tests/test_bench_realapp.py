@@ -187,19 +187,39 @@ def test_a_sweep_with_an_unknown_workload_is_refused(tmp_path):
         experiment.read_sweep(bad)
 
 
-def test_the_experiment_report_puts_each_point_beside_upstream_in_the_same_repetition():
+def _experiment(repetitions, pairs=1):
+    return {"meta": {"timestamp": "t", "command": "make bench", "duration_s": 10, "warmup_s": 2, "host": {}},
+            "experiment": {"sweep": {"file": "f.yml", "workloads": ["dashboard"], "pairs": pairs,
+                                     "points": {"p": {"lernmanager_gunicorn_threads": 16}}},
+                           "repetitions": repetitions}}
+
+
+MEASURED = {"dashboard": {"rps": 120.0, "p99_ms": 300.0, "failed": 0,
+                          "cpu_ms_per_request": {"app": 7.0, "nginx": 0.5, "total": 7.5}}}
+
+
+def _at(rps, p99):
+    return {"dashboard": {**MEASURED["dashboard"], "rps": rps, "p99_ms": p99}}
+
+
+def test_the_experiment_report_divides_each_point_by_upstream_of_the_same_pair_and_gives_the_median():
     from benchlib import experiment
-    measured = {"dashboard": {"rps": 120.0, "p99_ms": 300.0, "failed": 0,
-                              "cpu_ms_per_request": {"app": 7.0, "nginx": 0.5, "total": 7.5}}}
-    faster = {"dashboard": {**measured["dashboard"], "rps": 132.0, "p99_ms": 270.0}}
-    results = {"meta": {"timestamp": "t", "command": "make bench", "duration_s": 10, "warmup_s": 2, "host": {}},
-               "experiment": {"sweep": {"file": "f.yml", "workloads": ["dashboard"],
-                                        "points": {"p": {"lernmanager_gunicorn_threads": 16}}},
-                              "repetitions": [{"b": measured, "points": {"p": faster}},
-                                              {"b": measured, "points": {}}]}}
-    text = experiment.markdown(results)
-    row = next(line for line in text.splitlines() if line.startswith("| (c) p "))
-    assert row == "| (c) p | 132 / – | 1.10 / – | 270 / – | 0.90 / – | 7.0 + 0.5 / – | 0 / – |", row
+    results = _experiment([{"order": ["p"], "points": {"p": [{"b": MEASURED, "c": _at(132.0, 270.0)},
+                                                             {"b": _at(100.0, 300.0), "c": _at(100.0, 330.0)}]}},
+                           {"order": ["p"], "points": {"p": [{"b": MEASURED, "c": _at(180.0, 240.0)}]}},
+                           {"order": ["p"], "points": {}}], pairs=2)
+    row = next(line for line in experiment.markdown(results).splitlines() if line.startswith("| p "))
+    assert row == ("| p | 132 / 100 / 180 | 120 / 100 / 120 | 1.10 / 1.00 / 1.50 | **1.10** | 270 / 330 / 240 "
+                   "| 0.90 / 1.10 / 0.80 | **0.90** | 7.0 + 0.5 / 7.0 + 0.5 / 7.0 + 0.5 "
+                   "| 7.0 + 0.5 / 7.0 + 0.5 / 7.0 + 0.5 | 0 / 0 / 0 |"), row
+
+
+def test_the_experiment_report_reads_the_first_runs_with_one_upstream_per_repetition():
+    from benchlib import experiment
+    results = _experiment([{"b": MEASURED, "points": {"p": _at(132.0, 270.0)}},
+                           {"b": MEASURED, "points": {}}])
+    row = next(line for line in experiment.markdown(results).splitlines() if line.startswith("| p "))
+    assert row.startswith("| p | 132 | 120 | 1.10 | **1.10** | 270 | 0.90 | **0.90** |"), row
 
 
 def test_the_probe_counts_a_process_cpu_time_and_its_reaped_childrens():

@@ -2,13 +2,15 @@
 `make bench BENCH_ARGS="--app PATH --sweep bench/files/sweep-servers.yml"`.
 
 The sweep file names points, each a set of role variables for (c) (a redeploy with -e), the
-workloads, and the repetitions. Both stacks stay up side by side on one VPS: (c) on the role's
-site (port 80, gunicorn on `common`'s port), (b) upstream's waitress behind its nginx site on
-8080, on a copy of the same school. Each repetition measures (b) once and every point once (in an
-order rotated by one per repetition), so that a disturbance of the shared machine touches one
-column of one repetition, and every ratio is taken within one repetition. Each measurement adds
-the CPU per request of the app's processes and of nginx (files/probe.py cpu): "overhead" when a
-stack spends more per request, "stalls" when it spends the same and serves fewer.
+workloads, the repetitions and the pairs per visit. Both stacks stay up side by side on one VPS:
+(c) on the role's site (port 80, gunicorn on `common`'s port), (b) upstream's waitress behind its
+nginx site on 8080, on a copy of the same school. Each repetition visits every point once (in
+the order of the file, then reversed: each change of point is one redeploy, and no point is
+always first); a visit measures (b), then (c), `pairs` times. Every ratio is taken within one
+pair, measured minutes apart at most, so that a disturbance of the shared machine touches one
+pair, not a whole column. Each measurement adds the CPU per request of the app's processes and
+of nginx (files/probe.py cpu): "overhead" when a stack spends more per request, "stalls" when it
+spends the same and serves fewer.
 """
 
 import json
@@ -25,7 +27,8 @@ COMMON = {"lernmanager_listen_port": 8082}
 
 
 def read_sweep(path):
-    """The sweep file: {points: {name: {var: value}}, workloads: [...], repetitions: n, common: {}}."""
+    """The sweep file: {points: {name: {var: value}}, workloads: [...], repetitions: n, pairs: n,
+    common: {}}."""
     sweep = yaml.safe_load(pathlib.Path(path).read_text())
     points = sweep.get("points") or {}
     workloads = sweep.get("workloads") or ["dashboard", "class", "upload"]
@@ -34,6 +37,7 @@ def read_sweep(path):
         raise SystemExit(f"bench: {path} needs points (name: role variables) and known workloads "
                          f"({', '.join(realapp.WORKLOADS)}); unknown: {', '.join(unknown) or '-'}")
     return {"points": points, "workloads": workloads, "repetitions": int(sweep.get("repetitions", 2)),
+            "pairs": int(sweep.get("pairs", 1)),
             "common": {**COMMON, **(sweep.get("common") or {})}, "file": str(path)}
 
 
@@ -63,12 +67,11 @@ class Experiment:
 
     def measure(self, stack, workloads):
         out = {}
-        ids = {"klasse": self.app.school["classes"][0], "topic": self.app.school["topics"][0]}
         for name in workloads:
             path, who = realapp.WORKLOADS[name]
             if who in ("pupil", "admin", "upload") and (stack, who) not in self.sessions:
                 self.sessions[stack, who] = self.app.sessions(stack, who)
-            url = self.bench.url(stack, path.format(**ids))
+            url = self.bench.url(stack, self.app.path(name))
             self.bench.log(f"({stack}) {name}: {self.bench.args.duration} s")
             out[name] = self.bench.section(
                 f"({stack}) {name}", self.app.workload, stack, name, who, url, self.bench.args.duration,
@@ -88,8 +91,8 @@ class Experiment:
         stacks.add_upstream_site(server_name="upstream.bench.test")
         containers.wait_http(bench.url("b", "/login"), timeout=120)
         for rep in range(sweep["repetitions"]):
-            order = names[rep % len(names):] + names[:rep % len(names)]
-            row = {"order": order, "b": self.measure("b", sweep["workloads"]), "points": {}}
+            order = names if rep % 2 == 0 else names[::-1]
+            row = {"order": order, "points": {}}
             self.results["repetitions"].append(row)
             for name in order:
                 try:
@@ -99,73 +102,102 @@ class Experiment:
                     bench.log(f"FAILED: point {name}: {exc}")
                     self.live = None
                     continue
-                row["points"][name] = self.measure("c", sweep["workloads"])
-                row["points"][name]["memory"] = bench.section("(c) memory", bench.memory, "lernmanager.service")
+                row["points"][name] = [self.pair() for _ in range(sweep["pairs"])]
+
+    def pair(self):
+        """(b), then (c) as deployed now, on the same workloads one after the other."""
+        workloads = self.sweep["workloads"]
+        out = {"b": self.measure("b", workloads), "c": self.measure("c", workloads)}
+        out["memory"] = self.bench.section("(c) memory", self.bench.memory, "lernmanager.service")
+        return out
 
 
 # --- report ------------------------------------------------------------------------------------
 
-def _get(entry, *keys):
-    for key in keys:
-        if not isinstance(entry, dict):
-            return None
-        entry = entry.get(key)
-    return entry
+def pairs_of(exp, point):
+    """POINT's pairs in the order measured: [{"b": workloads, "c": workloads}, ...]. Runs before
+    pairs (one (b) per repetition for all points) read as one pair per repetition."""
+    pairs = []
+    for rep in exp["repetitions"]:
+        measured = rep.get("points", {}).get(point)
+        if measured is None:
+            continue
+        if "b" in rep:  # the first experiments' layout
+            measured = [{"b": rep["b"], "c": measured}]
+        pairs += measured
+    return pairs
 
 
 def _cell(values, fmt):
-    shown = [fmt.format(v) if v is not None else "–" for v in values]
-    return " / ".join(shown)
+    return " / ".join(fmt.format(v) if v is not None else "–" for v in values)
 
 
-def markdown(results):
-    """The experiment's tables: per workload, each point's req/s, p99 and CPU per request in every
-    repetition, and its ratio to (b) of the same repetition."""
-    exp = results["experiment"]
-    reps = exp["repetitions"]
-    meta = results["meta"]
-    lines = [f"## Experiment {meta['timestamp']}: the role's stack against upstream's, interleaved",
-             "",
-             f"`{meta.get('command', '')}` — sweep `{exp['sweep']['file']}`, {len(reps)} repetitions, "
-             f"{meta['duration_s']} s per point after {meta['warmup_s']} s warm-up, 30 clients; "
-             f"the app at {(meta.get('app') or {}).get('commit') or 'a snapshot without git'}; "
-             f"host {meta['host'].get('cpu_model', '')}, {meta['host'].get('nproc', '')} cores. "
-             "Each cell: repetition 1 / 2 / …; ratios to (b) of the same repetition.",
-             ""]
-    points = list(exp["sweep"]["points"])
-    for name, vars_ in exp["sweep"]["points"].items():
-        lines.append(f"- `{name}`: {json.dumps(vars_) if vars_ else 'the role defaults'}")
-    lines.append("")
-    for workload in exp["sweep"]["workloads"]:
-        lines += [f"### {report_real.WORKLOADS.get(workload, workload)}", "",
-                  "| stack | req/s | ÷ (b) | p99 ms | p99 ÷ (b) | CPU ms/req app + nginx | failed |",
-                  "|---|---|---|---|---|---|---|"]
-        b = [_get(rep, "b", workload) or {} for rep in reps]
-        lines.append(_row("(b) upstream", b, b))
-        for point in points:
-            c = [_get(rep, "points", point, workload) or {} for rep in reps]
-            lines.append(_row(f"(c) {point}", c, b))
-        lines.append("")
-    return "\n".join(lines)
+def _median(values):
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
 
 
-def _row(label, entries, anchors):
-    def ratio(key, entry, anchor):
-        if entry.get(key) is None or not anchor.get(key):
-            return None
-        return entry[key] / anchor[key]
-    rps = _cell([e.get("rps") for e in entries], "{:.0f}")
-    rps_ratio = _cell([ratio("rps", e, a) for e, a in zip(entries, anchors)], "{:.2f}")
-    p99 = _cell([e.get("p99_ms") for e in entries], "{:.0f}")
-    p99_ratio = _cell([ratio("p99_ms", e, a) for e, a in zip(entries, anchors)], "{:.2f}")
-    cpu = _cell([_cpu(e) for e in entries], "{}")
-    failed = _cell([e.get("failed") for e in entries], "{}")
-    return f"| {label} | {rps} | {rps_ratio} | {p99} | {p99_ratio} | {cpu} | {failed} |"
+def _ratio(key, c, b):
+    if c.get(key) is None or not b.get(key):
+        return None
+    return c[key] / b[key]
 
 
 def _cpu(entry):
     cpu = entry.get("cpu_ms_per_request") or {}
     if cpu.get("total") is None:
         return None
-    parts = [f"{cpu[k]:.1f}" for k in ("app", "nginx") if cpu.get(k) is not None]
-    return " + ".join(parts)
+    return " + ".join(f"{cpu[k]:.1f}" for k in ("app", "nginx") if cpu.get(k) is not None)
+
+
+def markdown(results):
+    """The experiment's tables: per workload and point, (c)'s req/s, p99 and CPU per request in
+    every pair beside (b)'s of the same pair, each pair's ratio and their median."""
+    exp = results["experiment"]
+    meta = results["meta"]
+    pairs = exp["sweep"].get("pairs", 1)
+    lines = [f"## Experiment {meta['timestamp']}: the role's stack against upstream's, interleaved",
+             "",
+             f"`{meta.get('command', '')}` — sweep `{exp['sweep']['file']}`, {len(exp['repetitions'])} "
+             f"repetitions of {pairs} pair(s) per point, {meta['duration_s']} s per workload after "
+             f"{meta['warmup_s']} s warm-up, 30 clients; "
+             f"the app at {(meta.get('app') or {}).get('commit') or 'a snapshot without git'}; "
+             f"host {meta['host'].get('cpu_model', '')}, {meta['host'].get('nproc', '')} cores. "
+             "Each cell: pair 1 / 2 / … in the order measured; a pair is (b), then (c), back to back; "
+             "ratios are (c) ÷ (b) of the same pair.",
+             ""]
+    for name, vars_ in exp["sweep"]["points"].items():
+        lines.append(f"- `{name}`: {json.dumps(vars_) if vars_ else 'the role defaults'}")
+    lines.append("")
+    for workload in exp["sweep"]["workloads"]:
+        lines += [f"### {report_real.WORKLOADS.get(workload, workload)}", "",
+                  "| (c) point | req/s (c) | req/s (b) | ÷ (b) | median | p99 ms (c) | p99 ÷ (b) | median "
+                  "| CPU ms/req (c) app + nginx | CPU (b) | failed (c) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for point in exp["sweep"]["points"]:
+            measured = [(pair["c"].get(workload) or {}, pair["b"].get(workload) or {})
+                        for pair in pairs_of(exp, point)]
+            lines.append(_row(point, measured))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _row(point, measured):
+    rps = [_ratio("rps", c, b) for c, b in measured]
+    p99 = [_ratio("p99_ms", c, b) for c, b in measured]
+    median_rps, median_p99 = _median(rps), _median(p99)
+    return " | ".join([
+        f"| {point}",
+        _cell([c.get("rps") for c, _ in measured], "{:.0f}"),
+        _cell([b.get("rps") for _, b in measured], "{:.0f}"),
+        _cell(rps, "{:.2f}"),
+        f"**{median_rps:.2f}**" if median_rps is not None else "–",
+        _cell([c.get("p99_ms") for c, _ in measured], "{:.0f}"),
+        _cell(p99, "{:.2f}"),
+        f"**{median_p99:.2f}**" if median_p99 is not None else "–",
+        _cell([_cpu(c) for c, _ in measured], "{}"),
+        _cell([_cpu(b) for _, b in measured], "{}"),
+        _cell([c.get("failed") for c, _ in measured], "{}")]) + " |"

@@ -155,13 +155,16 @@ class RealApp:
                                 "\"SELECT COUNT(*) FROM material WHERE beschreibung = ?\", (\"bench upload\",))"
                                 f".fetchone()[0])' {stack_database(stack)}").strip())
 
+    def path(self, workload):
+        """WORKLOAD's path, with the ids of the seeded school filled in."""
+        return WORKLOADS[workload][0].format(klasse=self.school["classes"][0], topic=self.school["topics"][0])
+
     def workloads(self, stack, names=tuple(WORKLOADS)):
         results = self.results["stacks"].setdefault(stack, {"workloads": {}})["workloads"]
-        ids = {"klasse": self.school["classes"][0], "topic": self.school["topics"][0]}
         duration, warmup = self.args.duration, self.args.warmup
         for name in names:
-            path, who = WORKLOADS[name]
-            url = self.bench.url(stack, path.format(**ids))
+            who = WORKLOADS[name][1]
+            url = self.bench.url(stack, self.path(name))
             self.bench.log(f"({stack}) {name}: {duration} s on {url}")
 
             def one(name=name, who=who, url=url):
