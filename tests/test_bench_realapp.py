@@ -228,3 +228,20 @@ def test_the_probe_counts_a_process_cpu_time_and_its_reaped_childrens():
     before = probe["cpu_seconds"](os.getpid())
     subprocess.run([sys.executable, "-c", "sum(range(3 * 10**7))"], check=True)
     assert probe["cpu_seconds"](os.getpid()) - before > 0.2, "the child's CPU moves into its parent's count"
+
+
+def test_a_sweep_points_dict_and_number_reach_ansible_as_json_not_as_their_python_text(tmp_path, monkeypatch):
+    from benchlib import stacks
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "ok: changed=0", "")
+    monkeypatch.setattr(stacks, "run", fake_run)
+    ansible = stacks.Ansible(tmp_path, tmp_path, tmp_path, tmp_path)
+    ansible.playbook("playbooks/deploy.yml", "point", {"lernmanager_nginx_extra": {"client_body_buffer_size": "256k"},
+                                                        "lernmanager_gunicorn_threads": 16,
+                                                        "lernmanager_source_path": tmp_path / "app-v2"})
+    extra = [calls[0][i + 1] for i, arg in enumerate(calls[0]) if arg == "-e"]
+    assert extra == ['{"lernmanager_nginx_extra": {"client_body_buffer_size": "256k"}}',
+                     '{"lernmanager_gunicorn_threads": 16}', f'{{"lernmanager_source_path": "{tmp_path}/app-v2"}}']

@@ -6,6 +6,7 @@
 (b) (a) behind upstream's historical nginx site on :8080.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -47,7 +48,8 @@ class Ansible:
         argv = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.inventory),
                 str(self.src / playbook)]
         for key, value in (extra_vars or {}).items():
-            argv += ["-e", f"{key}={value}"]
+            # As JSON: a dict or a number arrives as one (key=value would make a string of it).
+            argv += ["-e", json.dumps({key: value}, default=str)]
         self.count += 1
         log = self.log_dir / f"{self.count:02d}-{name}.log"
         start = time.monotonic()
