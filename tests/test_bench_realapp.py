@@ -187,6 +187,16 @@ def test_a_sweep_with_an_unknown_workload_is_refused(tmp_path):
         experiment.read_sweep(bad)
 
 
+def test_a_sweep_with_an_unknown_bench_server_is_refused_and_the_references_file_is_read(tmp_path):
+    from benchlib import experiment
+    bad = tmp_path / "sweep.yml"
+    bad.write_text("points: {a: {bench_server: uwsgi}}\n")
+    with pytest.raises(SystemExit, match="bench_server uwsgi"):
+        experiment.read_sweep(bad)
+    sweep = experiment.read_sweep(REPO / "bench" / "files" / "sweep-references.yml")
+    assert {point.get("bench_server", "gunicorn") for point in sweep["points"].values()} == set(experiment.SERVERS)
+
+
 def _experiment(repetitions, pairs=1):
     return {"meta": {"timestamp": "t", "command": "make bench", "duration_s": 10, "warmup_s": 2, "host": {}},
             "experiment": {"sweep": {"file": "f.yml", "workloads": ["dashboard"], "pairs": pairs,

@@ -24,6 +24,8 @@ from .containers import VPS, exec_sh
 
 # (b)'s waitress binds 8081, the role's default port: (c) moves aside for the experiment.
 COMMON = {"lernmanager_listen_port": 8082}
+# A point's `bench_server` (not a role variable): what runs in the role's unit after its deploy.
+SERVERS = {"gunicorn": None, "waitress": stacks.serve_with_waitress, "granian": stacks.serve_with_granian}
 
 
 def read_sweep(path):
@@ -33,9 +35,11 @@ def read_sweep(path):
     points = sweep.get("points") or {}
     workloads = sweep.get("workloads") or ["dashboard", "class", "upload"]
     unknown = [w for w in workloads if w not in realapp.WORKLOADS]
+    unknown += [f"bench_server {v['bench_server']}" for v in points.values()
+                if v.get("bench_server", "gunicorn") not in SERVERS]
     if not points or unknown:
         raise SystemExit(f"bench: {path} needs points (name: role variables) and known workloads "
-                         f"({', '.join(realapp.WORKLOADS)}); unknown: {', '.join(unknown) or '-'}")
+                         f"({', '.join(realapp.WORKLOADS)}) and servers ({', '.join(SERVERS)}); unknown: {', '.join(unknown) or '-'}")
     return {"points": points, "workloads": workloads, "repetitions": int(sweep.get("repetitions", 2)),
             "pairs": int(sweep.get("pairs", 1)),
             "common": {**COMMON, **(sweep.get("common") or {})}, "file": str(path)}
@@ -55,12 +59,16 @@ class Experiment:
         if self.live == name:
             return
         self.bench.log(f"(c) deploying the point {name}")
-        variables = {"lernmanager_admin_password": self.app.admin_password, **self.sweep["common"],
-                     **self.sweep["points"][name]}
+        point = dict(self.sweep["points"][name])
+        server = SERVERS[point.pop("bench_server", "gunicorn")]
+        stacks.clear_server()
+        variables = {"lernmanager_admin_password": self.app.admin_password, **self.sweep["common"], **point}
         outcome = self.bench.ansible.deploy(f"point-{name}", variables)
         self.results["deploys"].setdefault(name, []).append(outcome["seconds"])
         self.results.setdefault("gunicorn", {})[name] = {**stacks.gunicorn_processes(),
                                                          "version": stacks.gunicorn_version()}
+        if server:
+            server(port=int(self.sweep["common"]["lernmanager_listen_port"]))
         containers.wait_http(self.bench.url("c", "/login"))
         time.sleep(2)
         self.live = name

@@ -167,11 +167,60 @@ def add_upstream_site(server_name=None):
                  "/etc/nginx/sites-enabled/bench-upstream && nginx -t -q && systemctl reload nginx")
 
 
+# Drop-ins that run another server in the role's unit (experiment.py's `bench_server`).
+SERVER_DROPIN = "/etc/systemd/system/lernmanager.service.d/bench-server.conf"
+SOCKET_DROPIN = "/etc/systemd/system/lernmanager.socket.d/bench-server.conf"
+GRANIAN = "granian==2.8.9"
+
+
+def unit_python():
+    """The venv's python of the live lernmanager.service, from its ExecStart."""
+    return exec_sh(VPS, "systemctl show -p ExecStart --value lernmanager.service "
+                        "| grep -o 'path=[^ ;]*' | head -1 | cut -d= -f2").strip()
+
+
+def serve_with_waitress(root="/opt/lernmanager", port=None):
+    """lernmanager.service runs files/waitress_socket.py (upstream's waitress on the unit's
+    socket; PORT is the socket's) instead of gunicorn, in the same sandbox, until clear_server()."""
+    copy_in(VPS, FILES / "waitress_socket.py", "/opt/bench/waitress_socket.py")
+    _write(SERVER_DROPIN, f"[Service]\nExecStart=\nExecStart={unit_python()} /opt/bench/waitress_socket.py {root}/current\n")
+    exec_sh(VPS, "chmod 0644 /opt/bench/waitress_socket.py && systemctl daemon-reload && "
+                 "systemctl restart lernmanager.service")
+
+
+def serve_with_granian(root="/opt/lernmanager", port=8082, threads=32):
+    """lernmanager.service runs granian (WSGI, one worker of THREADS blocking threads, upstream's
+    thread count) in the same sandbox, until clear_server(). granian cannot take a socket from
+    systemd: the unit's socket moves to a port nobody uses and granian binds PORT itself."""
+    python = unit_python()
+    exec_sh(VPS, f"{python} -m pip install --quiet --disable-pip-version-check {GRANIAN}", timeout=600)
+    copy_in(VPS, FILES / "granian_wsgi.py", "/opt/bench/granian_wsgi.py")
+    dropin = (f"[Service]\nEnvironment=PYTHONPATH=/opt/bench:{root}/current\nExecStart=\n"
+              f"ExecStart={python} -m granian --interface wsgi --host 127.0.0.1 --port {port} --workers 1 "
+              f"--blocking-threads {threads} --no-ws --working-dir {root}/current granian_wsgi:app\n")
+    _write(SERVER_DROPIN, dropin)
+    _write(SOCKET_DROPIN, "[Socket]\nListenStream=\nListenStream=127.0.0.1:8099\n")
+    exec_sh(VPS, "chmod 0644 /opt/bench/granian_wsgi.py && systemctl daemon-reload && "
+                 "systemctl stop lernmanager.service lernmanager.socket && "
+                 "systemctl start lernmanager.socket lernmanager.service")
+
+
+def _write(path, text):
+    run(["docker", "exec", "-i", VPS, "bash", "-c",
+         f"mkdir -p {pathlib.PurePosixPath(path).parent} && cat > {path}"], input_text=text)
+
+
+def clear_server():
+    """The role's own units again (before a deploy: the role checks the units it wrote)."""
+    exec_sh(VPS, f"if [ -e {SERVER_DROPIN} ] || [ -e {SOCKET_DROPIN} ]; then "
+                 f"rm -f {SERVER_DROPIN} {SOCKET_DROPIN} && systemctl daemon-reload && "
+                 "systemctl stop lernmanager.service lernmanager.socket && "
+                 "systemctl start lernmanager.socket lernmanager.service; fi")
+
+
 def gunicorn_version():
     """The gunicorn the live unit runs: its venv's, asked."""
-    return exec_sh(VPS, "python=$(systemctl show -p ExecStart --value lernmanager.service "
-                        "| grep -o 'path=[^ ;]*' | head -1 | cut -d= -f2); "
-                        "$python -c 'import gunicorn; print(gunicorn.__version__)'").strip()
+    return exec_sh(VPS, f"{unit_python()} -c 'import gunicorn; print(gunicorn.__version__)'").strip()
 
 
 def unit_state(unit, since=None):
