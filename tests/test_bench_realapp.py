@@ -214,12 +214,13 @@ def _at(rps, p99):
 
 def test_the_experiment_report_divides_each_point_by_upstream_of_the_same_pair_and_gives_the_median():
     from benchlib import experiment
-    results = _experiment([{"order": ["p"], "points": {"p": [{"b": MEASURED, "c": _at(132.0, 270.0)},
-                                                             {"b": _at(100.0, 300.0), "c": _at(100.0, 330.0)}]}},
+    results = _experiment([{"order": ["p"], "points": {"p": [{"first": "b", "b": MEASURED, "c": _at(132.0, 270.0)},
+                                                             {"first": "c", "b": _at(100.0, 300.0),
+                                                              "c": _at(100.0, 330.0)}]}},
                            {"order": ["p"], "points": {"p": [{"b": MEASURED, "c": _at(180.0, 240.0)}]}},
                            {"order": ["p"], "points": {}}], pairs=2)
     row = next(line for line in experiment.markdown(results).splitlines() if line.startswith("| p "))
-    assert row == ("| p | 132 / 100 / 180 | 120 / 100 / 120 | 1.10 / 1.00 / 1.50 | **1.10** | 270 / 330 / 240 "
+    assert row == ("| p | 132 / 100 / 180 | 120 / 100 / 120 | 1.10 / 1.00ᶜ / 1.50 | **1.10** | 270 / 330 / 240 "
                    "| 0.90 / 1.10 / 0.80 | **0.90** | 7.0 + 0.5 / 7.0 + 0.5 / 7.0 + 0.5 "
                    "| 7.0 + 0.5 / 7.0 + 0.5 / 7.0 + 0.5 | 0 / 0 / 0 |"), row
 

@@ -23,6 +23,7 @@ def tarball_members(tmp_path_factory):
         "MANIFEST.json",
         "meta/runtime.yml",
         "README.md",
+        "LICENSE",
         "roles/lernmanager/tasks/main.yml",
         "roles/lernmanager/tasks/steps/switch/switch_release.yml",
         "roles/lernmanager/tasks/source/git.yml",

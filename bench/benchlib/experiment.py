@@ -6,7 +6,8 @@ workloads, the repetitions and the pairs per visit. Both stacks stay up side by 
 (c) on the role's site (port 80, gunicorn on `common`'s port), (b) upstream's waitress behind its
 nginx site on 8080, on a copy of the same school. Each repetition visits every point once (in
 the order of the file, then reversed: each change of point is one redeploy, and no point is
-always first); a visit measures (b), then (c), `pairs` times. Every ratio is taken within one
+always first); a visit measures `pairs` pairs of (b) and (c), the first (b) first, the next (c)
+first, and so on, the next repetition starting with the other. Every ratio is taken within one
 pair, measured minutes apart at most, so that a disturbance of the shared machine touches one
 pair, not a whole column. Each measurement adds the CPU per request of the app's processes and
 of nginx (files/probe.py cpu): "overhead" when a stack spends more per request, "stalls" when it
@@ -110,12 +111,16 @@ class Experiment:
                     bench.log(f"FAILED: point {name}: {exc}")
                     self.live = None
                     continue
-                row["points"][name] = [self.pair() for _ in range(sweep["pairs"])]
+                row["points"][name] = [self.pair(first="b" if (rep + k) % 2 == 0 else "c")
+                                       for k in range(sweep["pairs"])]
 
-    def pair(self):
-        """(b), then (c) as deployed now, on the same workloads one after the other."""
+    def pair(self, first):
+        """(b) and (c) as deployed now, FIRST first, on the same workloads one after the other.
+        The caller alternates FIRST (b, c, then c, b): an order effect cancels out."""
         workloads = self.sweep["workloads"]
-        out = {"b": self.measure("b", workloads), "c": self.measure("c", workloads)}
+        out = {"first": first}
+        for stack in (first, "c" if first == "b" else "b"):
+            out[stack] = self.measure(stack, workloads)
         out["memory"] = self.bench.section("(c) memory", self.bench.memory, "lernmanager.service")
         return out
 
@@ -174,8 +179,8 @@ def markdown(results):
              f"{meta['warmup_s']} s warm-up, 30 clients; "
              f"the app at {(meta.get('app') or {}).get('commit') or 'a snapshot without git'}; "
              f"host {meta['host'].get('cpu_model', '')}, {meta['host'].get('nproc', '')} cores. "
-             "Each cell: pair 1 / 2 / … in the order measured; a pair is (b), then (c), back to back; "
-             "ratios are (c) ÷ (b) of the same pair.",
+             "Each cell: pair 1 / 2 / … in the order measured; a pair is (b) and (c) back to back, "
+             "(c) first in the pairs marked ᶜ; ratios are (c) ÷ (b) of the same pair.",
              ""]
     for name, vars_ in exp["sweep"]["points"].items():
         lines.append(f"- `{name}`: {json.dumps(vars_) if vars_ else 'the role defaults'}")
@@ -186,14 +191,14 @@ def markdown(results):
                   "| CPU ms/req (c) app + nginx | CPU (b) | failed (c) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for point in exp["sweep"]["points"]:
-            measured = [(pair["c"].get(workload) or {}, pair["b"].get(workload) or {})
-                        for pair in pairs_of(exp, point)]
-            lines.append(_row(point, measured))
+            pairs = pairs_of(exp, point)
+            measured = [(pair["c"].get(workload) or {}, pair["b"].get(workload) or {}) for pair in pairs]
+            lines.append(_row(point, measured, pairs))
         lines.append("")
     return "\n".join(lines)
 
 
-def _row(point, measured):
+def _row(point, measured, pairs):
     rps = [_ratio("rps", c, b) for c, b in measured]
     p99 = [_ratio("p99_ms", c, b) for c, b in measured]
     median_rps, median_p99 = _median(rps), _median(p99)
@@ -201,7 +206,8 @@ def _row(point, measured):
         f"| {point}",
         _cell([c.get("rps") for c, _ in measured], "{:.0f}"),
         _cell([b.get("rps") for _, b in measured], "{:.0f}"),
-        _cell(rps, "{:.2f}"),
+        " / ".join(("–" if r is None else f"{r:.2f}") + ("ᶜ" if pair.get("first") == "c" else "")
+                   for r, pair in zip(rps, pairs)),
         f"**{median_rps:.2f}**" if median_rps is not None else "–",
         _cell([c.get("p99_ms") for c, _ in measured], "{:.0f}"),
         _cell(p99, "{:.2f}"),
