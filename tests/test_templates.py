@@ -322,6 +322,8 @@ def test_the_app_hears_https_when_a_proxy_in_front_terminates_it(tls, force, pro
 @pytest.mark.parametrize("tls, force, secure", [
     ("off", "auto", False), ("selfsigned", "auto", True), ("off", True, True), ("off", "true", True),
     ("selfsigned", False, False), ("acme", "auto", True),
+    # `lernmanager_tls: off` unquoted in YAML arrives as False: off, never HTTPS.
+    (False, "auto", False),
 ])
 def test_cookies_are_secure_when_https_is_served_here_or_in_front(tls, force, secure):
     text = render("lernmanager.env.j2", __lernmanager_secret_key="k" * 32, __lernmanager_settings={},
