@@ -183,7 +183,9 @@ def serve_with_waitress(root="/opt/lernmanager", port=None):
     """lernmanager.service runs files/waitress_socket.py (upstream's waitress on the unit's
     socket; PORT is the socket's) instead of gunicorn, in the same sandbox, until clear_server()."""
     copy_in(VPS, FILES / "waitress_socket.py", "/opt/bench/waitress_socket.py")
-    _write(SERVER_DROPIN, f"[Service]\nExecStart=\nExecStart={unit_python()} /opt/bench/waitress_socket.py {root}/current\n")
+    # Type=exec: the role's unit waits for gunicorn's READY=1 (Type=notify), which waitress never sends.
+    _write(SERVER_DROPIN, f"[Service]\nType=exec\nExecStart=\n"
+                          f"ExecStart={unit_python()} /opt/bench/waitress_socket.py {root}/current\n")
     exec_sh(VPS, "chmod 0644 /opt/bench/waitress_socket.py && systemctl daemon-reload && "
                  "systemctl restart lernmanager.service")
 
@@ -195,7 +197,10 @@ def serve_with_granian(root="/opt/lernmanager", port=8082, threads=32):
     python = unit_python()
     exec_sh(VPS, f"{python} -m pip install --quiet --disable-pip-version-check {GRANIAN}", timeout=600)
     copy_in(VPS, FILES / "granian_wsgi.py", "/opt/bench/granian_wsgi.py")
-    dropin = (f"[Service]\nEnvironment=PYTHONPATH=/opt/bench:{root}/current\nExecStart=\n"
+    # Its own listener's connections are the unit's sockets: the sandbox's IPAddressDeny=localhost
+    # (no app reaches another's) would drop nginx's packets; opened here, a cost of running it.
+    dropin = (f"[Service]\nType=exec\nIPAddressAllow=127.0.0.1\n"
+              f"Environment=PYTHONPATH=/opt/bench:{root}/current\nExecStart=\n"
               f"ExecStart={python} -m granian --interface wsgi --host 127.0.0.1 --port {port} --workers 1 "
               f"--blocking-threads {threads} --no-ws --working-dir {root}/current granian_wsgi:app\n")
     _write(SERVER_DROPIN, dropin)
