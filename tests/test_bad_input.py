@@ -26,10 +26,15 @@ PLAYBOOK = controller_play(f"""\
       ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/validate_inputs.yml
 """)
 
-GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app"}
+# Outside the role: the file the check of the variables set reads its known names from.
+GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app",
+        "__lernmanager_argument_specs": str(ROLE / "meta" / "argument_specs.yml")}
 
 BAD_INPUTS = [
     # (id, extra variables, a word the error must contain)
+    ("misspelt-variable", {"lernmanager_server_nmae": "school.example.org"},
+     "lernmanager_server_nmae (did you mean lernmanager_server_name?)"),
+    ("unknown-variable", {"lernmanager_colour": "blue"}, "Not a variable of the role: lernmanager_colour."),
     ("port-not-a-number", {"lernmanager_listen_port": "eighty"}, "lernmanager_listen_port"),
     ("port-privileged", {"lernmanager_listen_port": 80}, "lernmanager_listen_port"),
     ("port-out-of-range", {"lernmanager_listen_port": 70000}, "lernmanager_listen_port"),
@@ -178,7 +183,9 @@ EVERY_NEW_SETTING = {
     "lernmanager_http_proxy": "http://user:pw@proxy.schule.example:3128",
     "lernmanager_no_proxy": ["localhost", ".schule.example"],
     "lernmanager_nginx_locations": [{"path": "= /robots.txt", "config": "return 200 '{}';"},
-                                    {"path": "~* \\.php$", "config": "return 404;"}]}
+                                    {"path": "~* \\.php$", "config": "return 404;"}],
+    # The playbooks' own (play keywords), not the role's.
+    "lernmanager_serial": [1, "50%"], "lernmanager_max_fail_percentage": 10}
 GOOD_INPUTS = [("good", {}), ("every-new-setting", EVERY_NEW_SETTING)]
 
 

@@ -30,7 +30,7 @@ def playbook_vars(version):
     """The converge play's own variables (molecule/resources/converge.yml) for another playbook."""
     with open(os.path.join(RESOURCES, "converge.yml"), encoding="utf-8") as handle:
         play = next(play for play in yaml.safe_load(handle) if play.get("name") == "Converge")
-    return {**play["vars"], "lernmanager_standin_version": version}
+    return {**play["vars"], "standin_version": version}
 
 
 def class_logs_in(host):
@@ -47,7 +47,7 @@ def hostile(host):
     start_in_service_sandbox(host, UNIT, "lm_hostile.py", "1800", address, port)
     runs = {}
     try:
-        runs["deploy"] = converge({"lernmanager_standin_version": "v2"})
+        runs["deploy"] = converge({"standin_version": "v2"})
         runs["backup"] = host.run("timeout 600 systemctl start lernmanager-backup.service")
         runs["restore"] = playbook(os.path.join(REPO, "playbooks", "restore.yml"),
                                    {**playbook_vars("v2"), "lernmanager_restore_overwrite": True})

@@ -36,7 +36,7 @@ def v1_with_data(host, canary):
 def test_broken_release_never_stays_live(host, v1_with_data, version, message):
     state = db_state(host)
     releases_before = set(host.check_output(f"ls {ROOT}/releases").split())
-    run = converge({"lernmanager_standin_version": version, "lernmanager_health_check_timeout": 20})
+    run = converge({"standin_version": version, "lernmanager_health_check_timeout": 20})
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert message in output, output[-3000:]
@@ -54,7 +54,7 @@ def test_a_venv_whose_packages_conflict_is_never_finished_nor_live(host, v1_with
     """--no-deps leaves Flask without Werkzeug: pip installs it, `pip check` refuses it."""
     venvs_before = set(host.check_output(f"ls {ROOT}/venvs").split())
     # Only the steps up to the venv: the host's packages, user and layout are v1's, checked by the runs above.
-    run = converge({"lernmanager_standin_version": "v2", "lernmanager_pip_extra_args": ["--no-deps"]},
+    run = converge({"standin_version": "v2", "lernmanager_pip_extra_args": ["--no-deps"]},
                    tags="lernmanager_release,lernmanager_python")
     output = run.stdout + run.stderr
     assert run.returncode != 0

@@ -23,7 +23,7 @@ RESOURCES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(RESOURCES))
 # What default's side effect deployed (side_effect.yml: the same failure command, word for word). A
 # test that runs the role again with these changes only what it means to change.
-DEFAULT_LIVE = {"lernmanager_standin_version": "v2",
+DEFAULT_LIVE = {"standin_version": "v2",
                 "lernmanager_backup_on_failure": 'echo "$SERVICE_RESULT $LERNMANAGER_HOST" > /root/lm-backup-failed'}
 
 

@@ -44,7 +44,7 @@ def upgraded(host, canary):
                      SANDBOX_SCRIPTS, put_script(host, "lm_watch.py"), SANDBOX_SCRIPTS, SANDBOX_SCRIPTS, WATCH_LOG)
     assert watch.rc == 0, watch.stderr
     try:
-        run = converge({"lernmanager_standin_version": "v2"})
+        run = converge({"standin_version": "v2"})
     finally:
         host.run("systemctl stop lm-watch")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
@@ -177,7 +177,7 @@ def constrained(host, rolled_back, tmp_path_factory):
     constraints.write_text(f"# the school's pins\nFlask=={PINNED_FLASK}\n")
     before = {"live": release_of(host), "venv": venv_of(host, rolled_back), "flask": flask_in(host, rolled_back)}
     assert before["flask"] != PINNED_FLASK, "the pin must change something"
-    run = converge({"lernmanager_standin_version": "v2", "lernmanager_pip_constraints": str(constraints)})
+    run = converge({"standin_version": "v2", "lernmanager_pip_constraints": str(constraints)})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return before
 
@@ -242,7 +242,7 @@ def test_a_planted_uploads_link_stops_the_deploy_before_root_follows_it(host, ca
     host.run(as_service_user(f"ln -s /root/lm-canary-dir {uploads}"))
     try:
         # Every step (lernmanager_full_run): the one that would follow the link is the point.
-        run = converge({"lernmanager_standin_version": "v2", "lernmanager_full_run": True})
+        run = converge({"standin_version": "v2", "lernmanager_full_run": True})
         assert run.returncode != 0
         assert f"{uploads} is not a directory" in run.stdout + run.stderr, (run.stdout + run.stderr)[-3000:]
     finally:

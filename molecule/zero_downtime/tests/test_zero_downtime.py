@@ -29,7 +29,7 @@ def test_redeploy_drops_no_request(host):
     # Bounded in time and count, to 127.0.0.1 only; runs in the background during the deploy.
     host.run("nohup python3 %s %s %s --clients 4 --max-seconds %s --max-requests %s --pause %s >/tmp/lm-load.log 2>&1 &",
              script, STOP, RESULT, str(MAX_SECONDS), str(MAX_REQUESTS), str(PAUSE))
-    run = converge({"lernmanager_standin_version": "v2"})
+    run = converge({"standin_version": "v2"})
     restarts = [host.run("sleep %s; systemctl restart lernmanager.service", str(RESTART_SPACING))
                 for _ in range(EXTRA_RESTARTS if run.returncode == 0 else 0)]
     host.run("touch %s", STOP)

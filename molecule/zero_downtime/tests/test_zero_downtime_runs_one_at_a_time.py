@@ -24,7 +24,7 @@ def test_two_deploys_at_once_build_one_release(host):
     runs = [None, None]
 
     def deploy(slot):
-        runs[slot] = converge({"lernmanager_standin_version": "v2_patch"})
+        runs[slot] = converge({"standin_version": "v2_patch"})
     threads = [threading.Thread(target=deploy, args=(slot,)) for slot in (0, 1)]
     for thread in threads:
         thread.start()
@@ -74,14 +74,14 @@ KILL_POINTS = [
 def test_the_next_run_after_a_kill_serves_what_current_names(host, version, at, on):
     served, unit = serving(host), host.file(UNIT).content_string
     assert served == release_of(host), "each test starts from a health-checked state"
-    killed = killed_converge({"lernmanager_standin_version": version}, at, on)
+    killed = killed_converge({"standin_version": version}, at, on)
     assert host.file(LOCK).exists, "the killed run left its lock behind"
     if at.endswith("for nginx (root-only)"):
         # Nothing live changed: not even the unit names the new, untried venv.
         assert (serving(host), release_of(host), host.file(UNIT).content_string) == (served, served, unit)
     elif at.endswith("start the socket"):
         assert release_of(host) != served == serving(host), "killed between the switch and the restart"
-    run = converge({"lernmanager_standin_version": version})
+    run = converge({"standin_version": version})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert f"took over the host lock of converge.yml (PID {killed}" in run.stdout
     live = release_of(host)
