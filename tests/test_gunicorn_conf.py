@@ -112,7 +112,20 @@ def test_sigterm_lets_the_request_in_progress_finish(tmp_path: pathlib.Path):
     log = proc.communicate(timeout=40)[0]
     assert answers == [(200, b"ok")], log
     assert proc.returncode == 0, log
-    assert "Using worker: PromptStopThreadWorker" in log, log
+    assert "Using worker: gthread" in log, log
+
+
+def test_gunicorn_before_24_gets_the_gthread_that_stops_at_once_and_later_ones_their_own():
+    """gthread before gunicorn 24 notices SIGTERM only at its next 1 s poll: a user who pins 23
+    gets the subclass; 24 and later wake at the signal themselves and run stock gthread."""
+    old = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version="23.0.0")
+    compile(old, "gunicorn.conf.py", "exec")
+    assert "class PromptStopThreadWorker(ThreadWorker):" in old
+    assert "\nworker_class = PromptStopThreadWorker\n" in old
+    for version in ("24.0.0", "27.0.1"):
+        new = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version=version)
+        compile(new, "gunicorn.conf.py", "exec")
+        assert "ThreadWorker" not in new and '\nworker_class = "gthread"\n' in new
 
 
 def peak_mib_after_simultaneous_hashes(root, hash_concurrency, clients=8):
