@@ -118,12 +118,13 @@ def test_sigterm_lets_the_request_in_progress_finish(tmp_path: pathlib.Path):
 def test_gunicorn_before_24_gets_the_gthread_that_stops_at_once_and_later_ones_their_own():
     """gthread before gunicorn 24 notices SIGTERM only at its next 1 s poll: a user who pins 23
     gets the subclass; 24 and later wake at the signal themselves and run stock gthread."""
-    old = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version="23.0.0")
+    sizing = {"memory_mb": 1024, "workers": 1, "threads": 32, "hash_concurrency": 1}
+    old = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version="23.0.0", __lernmanager_sizing=sizing)
     compile(old, "gunicorn.conf.py", "exec")
     assert "class PromptStopThreadWorker(ThreadWorker):" in old
     assert "\nworker_class = PromptStopThreadWorker\n" in old
     for version in ("24.0.0", "27.0.1"):
-        new = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version=version)
+        new = render("gunicorn.conf.py.j2", lernmanager_gunicorn_version=version, __lernmanager_sizing=sizing)
         compile(new, "gunicorn.conf.py", "exec")
         assert "ThreadWorker" not in new and '\nworker_class = "gthread"\n' in new
 

@@ -10,15 +10,18 @@ import difflib
 from ansible.errors import AnsibleFilterError
 
 
-def unknown_variables(names, known):
-    """Each of NAMES not in KNOWN, with the nearest known name when there is one, in order."""
+def unknown_variables(names, known, prefix=""):
+    """Each of NAMES not in KNOWN, with the nearest known name when there is one, sorted. Names
+    are compared without PREFIX: a prefix they all share would make every pair look alike."""
     if not isinstance(names, (list, tuple)) or not isinstance(known, (list, tuple, dict)):
         raise AnsibleFilterError("unknown_variables: give a list of names and a list of known names")
-    known = sorted(known)
+    if not isinstance(prefix, str):
+        raise AnsibleFilterError(f"unknown_variables: prefix must be a string (got {prefix!r})")
+    stems = {name.removeprefix(prefix): name for name in known}
     unknown = []
     for name in sorted(set(names) - set(known)):
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-        unknown.append(f"{name} (did you mean {near[0]}?)" if near else name)
+        near = difflib.get_close_matches(name.removeprefix(prefix), sorted(stems), n=1, cutoff=0.75)
+        unknown.append(f"{name} (did you mean {stems[near[0]]}?)" if near else name)
     return unknown
 
 
