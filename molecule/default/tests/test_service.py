@@ -109,11 +109,10 @@ def test_release_layout(host):
 
 def test_sizing_fits_one_cpu_and_one_gb(host):
     conf = host.file("/etc/lernmanager/gunicorn.conf.py").content_string
-    # gthread that starts its graceful stop at once (templates/gunicorn.conf.py.j2: the default
-    # gunicorn 23 needs it), and it is the one running.
-    assert "worker_class = PromptStopThreadWorker\n" in conf
+    # gthread (gunicorn 24 and later start its graceful stop at SIGTERM), and it is the one running.
+    assert 'worker_class = "gthread"\n' in conf
     started = host.check_output("journalctl -u lernmanager.service -b --no-pager -o cat | grep 'Using worker' | tail -n 1")
-    assert started.endswith("Using worker: PromptStopThreadWorker")
+    assert started.endswith("Using worker: gthread")
     assert "workers = 1\n" in conf
     assert "threads = 32\n" in conf
     # One password hash at a time on one core (a class logging in at once: README "Login storms").
