@@ -65,7 +65,7 @@ $(OLDEST)/bin/.installed: requirements-oldest.txt
 # The oldest supported ansible-core: every playbook's syntax, and every bad input refused by name.
 oldest: $(OLDEST)/bin/.installed
 	@start=$$(date +%s); $(OLDEST)/bin/ansible-playbook --version 2>&1 | sed -n 1p; \
-	  for playbook in playbooks/*.yml; do $(OLDEST)/bin/ansible-playbook --syntax-check -i inventory.example $$playbook || exit 1; done; \
+	  for playbook in playbooks/*.yml; do $(OLDEST)/bin/ansible-playbook --syntax-check -i examples/inventory.yml $$playbook || exit 1; done; \
 	  $(OLDEST)/bin/pytest -q -p no:cacheprovider tests/test_bad_input.py || exit 1; \
 	  echo "oldest ansible-core: syntax and bad inputs passed in $$(( $$(date +%s) - start )) s"
 

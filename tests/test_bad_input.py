@@ -158,6 +158,11 @@ BAD_INPUTS = [
     ("job-enabled-not-bool", {"lernmanager_jobs": [{"name": "a", "command": "flask x", "on_calendar": "daily",
                                                     "enabled": "often"}]}, "enabled"),
     ("mount-relative", {"lernmanager_requires_mounts": ["opt/lernmanager"]}, "lernmanager_requires_mounts"),
+    ("acme-for-an-ip-address", {"lernmanager_tls": "acme", "lernmanager_acme_email": "it@schule.example",
+                                "lernmanager_server_name": "203.0.113.10"}, "Let's Encrypt certifies DNS names only"),
+    ("server-name-with-a-space", {"lernmanager_server_name": "lernmanager schule.example"}, "lernmanager_server_name must be"),
+    ("server-name-with-an-underscore", {"lernmanager_server_name": "lern_manager.schule.example"},
+     "lernmanager_server_name must be"),
     ("locations-template-missing", {"lernmanager_nginx_locations_template": "/nonexistent/more.conf.j2"},
      "lernmanager_nginx_locations_template"),
 ]
@@ -189,7 +194,11 @@ EVERY_NEW_SETTING = {
                                     {"path": "~* \\.php$", "config": "return 404;"}],
     # The playbooks' own (play keywords), not the role's.
     "lernmanager_serial": [1, "50%"], "lernmanager_max_fail_percentage": 10}
-GOOD_INPUTS = [("good", {}), ("every-new-setting", EVERY_NEW_SETTING)]
+GOOD_INPUTS = [("good", {}), ("every-new-setting", EVERY_NEW_SETTING),
+               # An address is a fine name for a plain-HTTP site; a DNS name with a trailing dot too.
+               ("ip-address-without-tls", {"lernmanager_server_name": "203.0.113.10", "lernmanager_tls": "off"}),
+               ("acme-for-a-dns-name", {"lernmanager_tls": "acme", "lernmanager_acme_email": "it@schule.example",
+                                        "lernmanager_server_name": "Lernmanager.Gym-Nord.schule.example."})]
 
 
 @pytest.fixture(scope="module")

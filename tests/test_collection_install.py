@@ -1,5 +1,5 @@
 """The collection installs as users install collections, on a controller with no project of its own:
-from the tarball `make build` makes and from its git repository (requirements.example.yml), and its
+from the tarball `make build` makes and from its git repository (examples/requirements.yml), and its
 playbooks then run by their collection names."""
 
 import shutil
@@ -54,7 +54,7 @@ def test_the_requirements_example_installs_from_a_git_repository(tmp_path):
     for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "published"]):
         subprocess.run([*git, *step], check=True, capture_output=True)
 
-    example = load_yaml(REPO / "requirements.example.yml")
+    example = load_yaml(REPO / "examples" / "requirements.yml")
     (entry,) = example["collections"]
     assert entry["type"] == "git" and entry["name"].endswith(".git") and entry["version"] == "main"
     entry["name"] = f"git+file://{repo}"

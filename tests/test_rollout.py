@@ -100,3 +100,23 @@ def test_after_status_each_host_has_its_status_line_and_a_failed_host_says_so(tm
     lines = {line.split()[0]: " ".join(line.split()[1:]) for line in summary if line.split()[:1] and line.split()[0] in HOSTS}
     assert lines["school-a"].startswith("ok live r-1 (3 d), /login 200 "), lines
     assert lines["school-b"].startswith("failed live r-1 (3 d), /login 500 "), lines
+
+
+def test_each_hosts_warnings_are_repeated_once_below_its_line(tmp_path):
+    inventory = {"all": {"children": {"lernmanager": {"hosts": {
+        host: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable} for host in HOSTS[:2]}}}}}
+    warn = {"ansible.builtin.debug": {"msg": "WARNING: lernmanager_tls is auto and resolves to off:\n  plain HTTP."},
+            "when": "inventory_hostname == 'school-a'"}
+    play = {"name": "Deploy Lernmanager", "hosts": "lernmanager", "gather_facts": False, "tasks": [
+        {"name": "Warn", **warn}, {"name": "Warn again (a second entry point's run)", **warn},
+        {"name": "Say something that is no warning", "ansible.builtin.debug": {"msg": "Nothing to do: WARNING: not at the start"}},
+        {"name": "Record the release", "ansible.builtin.set_stats": {"data": {"lernmanager": {"live": "r-1"}}, "per_host": True}}]}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    run = run_ansible("ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"))
+    assert run.returncode == 0, run.stdout[-3000:]
+    summary = run.stdout.split("LERNMANAGER ROLLOUT", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(summary) if line.startswith("school-a"))
+    assert summary[start + 1] == "  warning: lernmanager_tls is auto and resolves to off: plain HTTP.", summary
+    assert summary[start + 2].startswith("school-b "), summary
+    assert sum("warning:" in line for line in summary) == 1, summary

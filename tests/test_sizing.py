@@ -2,10 +2,12 @@
 memory, and how it finds the memory a container really has (plugins/modules/cgroup_memory_info.py)."""
 
 import itertools
+import json
+import sys
 
 import pytest
 
-from helpers import ROLE, load_plugin, load_yaml
+from helpers import ROLE, controller_play, load_plugin, load_yaml, run_ansible
 
 
 sizing = load_plugin("plugins/filter/sizing.py")
@@ -90,3 +92,19 @@ def test_cgroup_v1_no_limit_is_no_limit(tmp_path):
     write(tmp_path / "fs/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n")
     assert list(cgroup.cgroup_limits(str(proc), str(tmp_path / "fs"))) == []
     assert list(cgroup.cgroup_limits(str(tmp_path / "missing"), str(tmp_path / "fs"))) == []
+
+
+@pytest.mark.parametrize("memtotal_mb,warned", [(480, True), (957, False)])
+def test_a_host_below_900_mib_gets_a_warning_that_says_what_it_means(tmp_path, memtotal_mb, warned):
+    """tasks/steps/run/sizing.yml on the controller with the facts of a 512 MB and a 1 GB VPS."""
+    (tmp_path / "play.yml").write_text(controller_play(f"""\
+    - name: Size as the role does
+      ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/sizing.yml
+"""))
+    facts = json.dumps({"ansible_facts": {"processor_nproc": 1, "memtotal_mb": memtotal_mb},
+                        "ansible_python_interpreter": sys.executable})
+    run = run_ansible("ansible-playbook", "-i", "localhost,", str(tmp_path / "play.yml"), "-e", facts)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert ("WARNING: the host has 480 MiB of memory" in run.stdout) is warned, run.stdout[-3000:]
+    if warned:
+        assert "may use 360 MiB before the kernel stops it" in run.stdout

@@ -23,11 +23,15 @@ description:
     the release's place. A host
     that ran without trouble and without that record (a play on the controller, say) has no line,
     and a run without any host of the role prints nothing.
+  - Below each host's line, every warning of its run, once, in the order it came (the role's
+    C(WARNING:) messages and Ansible's own warnings of its tasks), so a warning given among a
+    hundred tasks is seen where the run ends.
 requirements:
   - enabled in ansible.cfg (C(callbacks_enabled = lernmanager.deploy.rollout)); the collection's
     ansible.cfg enables it.
 """
 
+import re
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -44,6 +48,7 @@ class CallbackModule(CallbackBase):
         self._hosts = []  # every host of the plays, in inventory order, reached or not
         self._first = {}
         self._last = {}
+        self._warnings = {}  # host: its run's warnings, each once, in order
 
     def v2_playbook_on_play_start(self, play):
         inventory = play.get_variable_manager()._inventory  # pylint: disable=protected-access
@@ -63,14 +68,28 @@ class CallbackModule(CallbackBase):
         self._first.setdefault(host.get_name(), now)
         self._last[host.get_name()] = now
 
-    v2_runner_on_ok = v2_runner_on_failed = v2_runner_on_skipped = v2_runner_on_unreachable = _seen
+    v2_runner_on_failed = v2_runner_on_skipped = v2_runner_on_unreachable = _seen
+
+    def v2_runner_on_ok(self, result, *args, **kwargs):
+        self._seen(result)
+        outcome = result._result  # pylint: disable=protected-access
+        found = [str(warning) for warning in outcome.get("warnings") or []]
+        message = outcome.get("msg")
+        if result._task.action in ("debug", "ansible.builtin.debug") and isinstance(message, str) \
+                and message.lstrip().startswith("WARNING:"):  # pylint: disable=protected-access
+            found.append(message.lstrip()[len("WARNING:"):])
+        warnings = self._warnings.setdefault(result._host.get_name(), [])  # pylint: disable=protected-access
+        for warning in found:
+            line = re.sub(r"\s+", " ", warning).strip()
+            if line and line not in warnings:
+                warnings.append(line)
 
     def v2_playbook_on_stats(self, stats):
         # A host that ran without the role's record and without trouble ran no deploy (the
         # controller building an app, Molecule creating containers): it has no line, and a run
         # without any other host prints nothing.
         lines = [line for line in (self._line(host, stats) for host in self._hosts)
-                 if line[1] not in ("ok", "changed") or line[2] != "serves -"]
+                 if line[1] not in ("ok", "changed") or line[2] != "serves -" or self._warnings.get(line[0])]
         if not lines:
             return
         width = max(len(line[0]) for line in lines)
@@ -78,6 +97,8 @@ class CallbackModule(CallbackBase):
         self._display.banner("LERNMANAGER STATUS" if statuses else "LERNMANAGER ROLLOUT")
         for host, result, release, seconds in lines:
             self._display.display(f"{host:<{width}}  {result:<11}  {release}  {seconds}")
+            for warning in self._warnings.get(host, []):
+                self._display.display(f"  warning: {warning}", color="bright purple")
 
     def _line(self, host, stats):
         summary = stats.summarize(host)

@@ -97,7 +97,7 @@ def test_a_second_run_changes_nothing(controller):
 
 
 def test_without_pipelining_the_same_run_changes_nothing_too(controller):
-    # The measure of what inventory.example's ansible_pipelining=true saves (.cache/logs/controller-times.json).
+    # The measure of what examples/inventory.yml's ansible_pipelining: true saves (.cache/logs/controller-times.json).
     rc, output, _ = admin_run(controller, "noop-without-pipelining", "lernmanager.deploy.deploy",
                               "-e", "ansible_pipelining=false")
     assert rc == 0 and recap_changed(output)["vps"] == 0, output[-3000:]
