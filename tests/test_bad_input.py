@@ -163,6 +163,7 @@ BAD_INPUTS = [
     ("server-name-with-a-space", {"lernmanager_server_name": "lernmanager schule.example"}, "lernmanager_server_name must be"),
     ("server-name-with-an-underscore", {"lernmanager_server_name": "lern_manager.schule.example"},
      "lernmanager_server_name must be"),
+    ("body-buffer-not-a-size", {"lernmanager_client_body_buffer_size": "256 KB"}, "lernmanager_client_body_buffer_size"),
     ("locations-template-missing", {"lernmanager_nginx_locations_template": "/nonexistent/more.conf.j2"},
      "lernmanager_nginx_locations_template"),
 ]

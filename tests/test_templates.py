@@ -490,3 +490,14 @@ def test_every_unit_of_the_app_waits_for_its_data_volume(unit):
     text = render(unit, lernmanager_requires_mounts=["/opt/lernmanager", "/srv/keys"], **variables)
     assert "\nRequiresMountsFor=/opt/lernmanager /srv/keys\n" in text
     assert "\nAssertPathIsMountPoint=/opt/lernmanager\nAssertPathIsMountPoint=/srv/keys\n" in text
+
+
+def test_request_bodies_up_to_the_buffer_stay_in_nginxs_memory_in_every_server_block():
+    """Each server block that proxies to the app (plain HTTP here, HTTPS below) holds uploads up to
+    lernmanager_client_body_buffer_size in memory instead of a temporary file."""
+    for variables in ({}, {"__lernmanager_tls_ready": True, "__lernmanager_tls_mode": "selfsigned"}):
+        site = render_site(**variables)
+        servers = [block for block in site.split("\nserver {")[1:] if "proxy_pass" in block]
+        assert servers, site
+        assert all("client_body_buffer_size 256k;" in block for block in servers), site
+    assert "client_body_buffer_size 64k;" in render_site(lernmanager_client_body_buffer_size="64k")
