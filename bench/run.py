@@ -370,8 +370,10 @@ class Bench:
         if not results_md.exists():
             results_md.write_text("# Benchmark results\n\nAppended by `make bench` (bench/run.py), "
                                   "newest last. See bench/README.md for what is measured and how.\n\n")
+        # A blank line before the run's heading, however the file ends (a note added by hand).
+        separator = "" if results_md.read_text().endswith("\n\n") else "\n"
         with results_md.open("a") as handle:
-            handle.write(text + "\n")
+            handle.write(separator + text + "\n")
         print(text)
         print(f"JSON: {json_path}" + (f"\nChart: {chart_path}" if chart_path.exists() else "")
               + f"\nAppended to: {results_md}")
