@@ -446,6 +446,24 @@ def test_neighbours_names_what_takes_the_port_or_name_and_the_other_instances(tm
     assert (alone["clashes"], alone["other_instances"], alone["other_tls_sites"], alone["changed"]) == ([], [], [], False)
 
 
+
+def test_neighbours_names_the_program_and_unit_that_hold_a_listening_port(tmp_path):
+    """A real listening socket of another process, found by its port, with its program's name."""
+    holder = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+                               "print(s.getsockname()[1], flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(holder.stdout.readline())
+        args = {"port": port, "server_name": "a.test", "units_dir": str(tmp_path), "sites_dir": str(tmp_path)}
+        result = run_module_in_process("neighbours", {**args, "listening_ports": [port, 1]})
+        (found,) = [h for h in result["port_holders"] if h["pid"] == holder.pid]
+        assert found["port"] == port and found["program"].startswith("python"), result
+        assert isinstance(found["unit"], str)
+        assert run_module_in_process("neighbours", args)["port_holders"] == []
+    finally:
+        holder.kill()
+        holder.wait()
+
 @ROOT_ONLY
 def test_root_files_takes_back_a_directory_it_lists_before_what_goes_in_it(root_dir):
     """An app root that another owner had (an upstream install's): listed first, it is root's

@@ -46,6 +46,13 @@ options:
     description: Where nginx's enabled sites are.
     type: path
     default: /etc/nginx/sites-enabled
+  listening_ports:
+    description:
+      - TCP ports whose listening sockets are reported with the programs that hold them (the app's
+        loopback port, 80, 443). A port another program holds would fail the socket or nginx at activation.
+    type: list
+    elements: int
+    default: []
 """
 
 EXAMPLES = r"""
@@ -74,6 +81,14 @@ other_tls_sites:
   type: list
   elements: str
   returned: always
+port_holders:
+  description:
+    - For each of O(listening_ports) with a listening socket, each process that holds it, with its
+      command name and the systemd unit of its cgroup (C(init.scope) for systemd's own sockets).
+  type: list
+  elements: dict
+  returned: always
+  sample: [{port: 80, pid: 812, program: apache2, unit: apache2.service}]
 """
 
 import os
@@ -97,6 +112,56 @@ def lines(path):
         return handle.read().splitlines()
 
 
+def listening_inodes(ports, proc="/proc"):
+    """{socket inode: port} of the TCP sockets in LISTEN (state 0A) on one of PORTS, IPv4 and IPv6."""
+    found = {}
+    for table in ("tcp", "tcp6"):
+        path = os.path.join(proc, "net", table)
+        if not os.path.exists(path):
+            continue
+        for row in lines(path)[1:]:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A":
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in ports:
+                    found[fields[9]] = port
+    return found
+
+
+def unit_of(pid, proc="/proc"):
+    """The systemd unit of PID's cgroup (its last path element ending in a unit suffix), or ''."""
+    try:
+        text = lines(os.path.join(proc, str(pid), "cgroup"))
+    except OSError:
+        return ""
+    for line in text:
+        for part in reversed(line.rsplit(":", 1)[-1].split("/")):
+            if part.endswith((".service", ".scope", ".socket")):
+                return part
+    return ""
+
+
+def port_holders(ports, proc="/proc"):
+    """[{port, pid, program, unit}] of every process holding a listening socket on one of PORTS.
+    Root reads every process's descriptors; a process that ends meanwhile is skipped."""
+    inodes = listening_inodes(set(ports), proc)
+    holders = []
+    if not inodes:
+        return holders
+    for pid in sorted((int(name) for name in os.listdir(proc) if name.isdigit())):
+        fd_dir = os.path.join(proc, str(pid), "fd")
+        try:
+            targets = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+            with open(os.path.join(proc, str(pid), "comm"), encoding="utf-8", errors="replace") as handle:
+                program = handle.read().strip()
+        except OSError:
+            continue
+        for port in sorted({inodes[t[len("socket:["):-1]] for t in targets
+                            if t.startswith("socket:[") and t[len("socket:["):-1] in inodes}):
+            holders.append({"port": port, "pid": pid, "program": program, "unit": unit_of(pid, proc)})
+    return holders
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -106,6 +171,7 @@ def main():
             "own_sites": {"type": "list", "elements": "str", "default": []},
             "units_dir": {"type": "path", "default": "/etc/systemd/system"},
             "sites_dir": {"type": "path", "default": "/etc/nginx/sites-enabled"},
+            "listening_ports": {"type": "list", "elements": "int", "default": []},
         },
         supports_check_mode=True,
     )
@@ -123,9 +189,11 @@ def main():
             clashes += [f"{path}:{line}" for line in text if name_line.match(line)]
             if any(TLS_LISTEN.match(line) for line in text):
                 tls_sites.append(path)
+        holders = port_holders(module.params["listening_ports"]) if module.params["listening_ports"] else []
     except OSError as error:
-        module.fail_json(msg=f"cannot read the host's units and sites: {error}")
-    module.exit_json(changed=False, clashes=clashes, other_instances=instances, other_tls_sites=tls_sites)
+        module.fail_json(msg=f"cannot read the host's units, sites and sockets: {error}")
+    module.exit_json(changed=False, clashes=clashes, other_instances=instances, other_tls_sites=tls_sites,
+                     port_holders=holders)
 
 
 if __name__ == "__main__":

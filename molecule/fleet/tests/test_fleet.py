@@ -136,6 +136,26 @@ def test_a_port_another_school_has_is_refused_before_any_change():
     assert changed == "", changed
 
 
+
+def test_a_port_another_program_holds_is_refused_naming_it_before_any_change():
+    """A program of the host's own (not a school) listens on the port a school would take."""
+    host = host_named(SHARED)
+    host.check_output("systemd-run --unit=lm-squatter python3 -m http.server --bind 127.0.0.1 8093")
+    try:
+        host.check_output("for i in $(seq 50); do ss -ltnH 'sport = :8093' | grep -q . && exit 0; sleep 0.1; done; exit 1")
+        since = host.check_output("date +%s.%N")
+        run = playbook(os.path.join(REPO, "playbooks", "deploy.yml"),
+                       {"lernmanager_source_path": build_app("v1", os.path.join(EPHEMERAL, "app-v1-squatted")),
+                        "lernmanager_listen_port": 8093}, limit=ZWEI)
+        output = run.stdout + run.stderr
+        assert run.returncode != 0
+        assert re.search(r"port 8093 is held by python3 \(pid \d+, lm-squatter\.service\)", output), output[-3000:]
+        changed = host.check_output(f"find /opt/zwei /etc/zwei /etc/systemd/system /etc/nginx -newermt @{since} "
+                                    "-not -path '/opt/zwei/shared/*' -print")
+        assert changed == "", changed
+    finally:
+        host.run("systemctl stop lm-squatter")
+
 @pytest.fixture(scope="module")
 def stopped_rollout():
     """playbooks/deploy.yml with its own rollout settings and a v2 whose migration fails."""
