@@ -78,6 +78,12 @@ def markdown(runs):
     lines += ["", "| figure | per run | spread |", "|---|---|---:|",
               f"| cold start of (c) (start → 200), precompiled ÷ empty prefix (medians) | {cells(cold, 2)} |",
               f"| app PSS of (c) after the load, MiB | {cells(pss, 1)} |"]
+    if real:
+        for workload in report_real.PAIR_GOALS:
+            for key, name in (("rps", "req/s"), ("p99_ms", "p99")):
+                medians = [report_real.paired(run, workload, key) for run in runs]
+                lines.append(f"| {report_real.WORKLOADS[workload]}: {name} (c) ÷ (b), median of the run's pairs "
+                             f"| {cells(medians, 2)} |")
     for key in ("fresh", "noop", "code_only"):
         seconds = [(run.get("deploy", {}).get(key) or {}).get("seconds") for run in runs]
         if any(seconds):

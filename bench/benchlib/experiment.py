@@ -20,11 +20,9 @@ import time
 
 import yaml
 
-from . import containers, realapp, report_real, stacks
+from . import containers, pairs, realapp, report_real, stacks
 from .containers import VPS, exec_sh
 
-# (b)'s waitress binds 8081, the role's default port: (c) moves aside for the experiment.
-COMMON = {"lernmanager_listen_port": 8082}
 # A point's `bench_server` (not a role variable): what runs in the role's unit after its deploy.
 SERVERS = {"gunicorn": None, "waitress": stacks.serve_with_waitress, "granian": stacks.serve_with_granian}
 
@@ -43,7 +41,7 @@ def read_sweep(path):
                          f"({', '.join(realapp.WORKLOADS)}) and servers ({', '.join(SERVERS)}); unknown: {', '.join(unknown) or '-'}")
     return {"points": points, "workloads": workloads, "repetitions": int(sweep.get("repetitions", 2)),
             "pairs": int(sweep.get("pairs", 1)),
-            "common": {**COMMON, **(sweep.get("common") or {})}, "file": str(path)}
+            "common": {**realapp.BESIDE_UPSTREAM, **(sweep.get("common") or {})}, "file": str(path)}
 
 
 class Experiment:
@@ -52,7 +50,7 @@ class Experiment:
         self.app = realapp.RealApp(bench)
         self.sweep = sweep
         self.live = None  # the point (c) serves now
-        self.sessions = {}
+        self.pairs = pairs.Pairs(bench, self.app, sweep["workloads"])
         bench.results["experiment"] = self.results = {"sweep": sweep, "repetitions": [], "deploys": {}}
 
     def deploy(self, name):
@@ -74,19 +72,6 @@ class Experiment:
         time.sleep(2)
         self.live = name
 
-    def measure(self, stack, workloads):
-        out = {}
-        for name in workloads:
-            path, who = realapp.WORKLOADS[name]
-            if who in ("pupil", "admin", "upload") and (stack, who) not in self.sessions:
-                self.sessions[stack, who] = self.app.sessions(stack, who)
-            url = self.bench.url(stack, self.app.path(name))
-            self.bench.log(f"({stack}) {name}: {self.bench.args.duration} s")
-            out[name] = self.bench.section(
-                f"({stack}) {name}", self.app.workload, stack, name, who, url, self.bench.args.duration,
-                self.bench.args.warmup, self.sessions.get((stack, who)))
-        return out
-
     def run(self, app_dir):
         bench, sweep = self.bench, self.sweep
         names = list(sweep["points"])
@@ -94,11 +79,9 @@ class Experiment:
         self.deploy(names[0])
         containers.copy_in(VPS, stacks.FILES / "probe.py", containers.PROBE)
         self.app.seed()
-        bench.log("(a)/(b) upstream's waitress stack beside (c)")
-        bench.results["deploy"]["upstream_install_s"] = stacks.deploy_upstream(
-            app_dir, database=realapp.SCHOOL_DB, database_name=realapp.DATABASE)
-        stacks.add_upstream_site(server_name="upstream.bench.test")
-        containers.wait_http(bench.url("b", "/login"), timeout=120)
+        self.app.upstream_beside(app_dir)
+        stacks.add_upstream_site(server_name=realapp.UPSTREAM_NAME)
+        containers.wait_http(bench.url("b", "/login"))
         for rep in range(sweep["repetitions"]):
             order = names if rep % 2 == 0 else names[::-1]
             row = {"order": order, "points": {}}
@@ -111,18 +94,7 @@ class Experiment:
                     bench.log(f"FAILED: point {name}: {exc}")
                     self.live = None
                     continue
-                row["points"][name] = [self.pair(first="b" if (rep + k) % 2 == 0 else "c")
-                                       for k in range(sweep["pairs"])]
-
-    def pair(self, first):
-        """(b) and (c) as deployed now, FIRST first, on the same workloads one after the other.
-        The caller alternates FIRST (b, c, then c, b): an order effect cancels out."""
-        workloads = self.sweep["workloads"]
-        out = {"first": first}
-        for stack in (first, "c" if first == "b" else "b"):
-            out[stack] = self.measure(stack, workloads)
-        out["memory"] = self.bench.section("(c) memory", self.bench.memory, "lernmanager.service")
-        return out
+                row["points"][name] = self.pairs.alternating(sweep["pairs"], start="b" if rep % 2 == 0 else "c")
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -130,40 +102,15 @@ class Experiment:
 def pairs_of(exp, point):
     """POINT's pairs in the order measured: [{"b": workloads, "c": workloads}, ...]. Runs before
     pairs (one (b) per repetition for all points) read as one pair per repetition."""
-    pairs = []
+    found = []
     for rep in exp["repetitions"]:
         measured = rep.get("points", {}).get(point)
         if measured is None:
             continue
         if "b" in rep:  # the first experiments' layout
             measured = [{"b": rep["b"], "c": measured}]
-        pairs += measured
-    return pairs
-
-
-def _cell(values, fmt):
-    return " / ".join(fmt.format(v) if v is not None else "–" for v in values)
-
-
-def _median(values):
-    known = sorted(v for v in values if v is not None)
-    if not known:
-        return None
-    middle = len(known) // 2
-    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
-
-
-def _ratio(key, c, b):
-    if c.get(key) is None or not b.get(key):
-        return None
-    return c[key] / b[key]
-
-
-def _cpu(entry):
-    cpu = entry.get("cpu_ms_per_request") or {}
-    if cpu.get("total") is None:
-        return None
-    return " + ".join(f"{cpu[k]:.1f}" for k in ("app", "nginx") if cpu.get(k) is not None)
+        found += measured
+    return found
 
 
 def markdown(results):
@@ -171,11 +118,11 @@ def markdown(results):
     every pair beside (b)'s of the same pair, each pair's ratio and their median."""
     exp = results["experiment"]
     meta = results["meta"]
-    pairs = exp["sweep"].get("pairs", 1)
+    per_visit = exp["sweep"].get("pairs", 1)
     lines = [f"## Experiment {meta['timestamp']}: the role's stack against upstream's, interleaved",
              "",
              f"`{meta.get('command', '')}` — sweep `{exp['sweep']['file']}`, {len(exp['repetitions'])} "
-             f"repetitions of {pairs} pair(s) per point, {meta['duration_s']} s per workload after "
+             f"repetitions of {per_visit} pair(s) per point, {meta['duration_s']} s per workload after "
              f"{meta['warmup_s']} s warm-up, 30 clients; "
              f"the app at {(meta.get('app') or {}).get('commit') or 'a snapshot without git'}; "
              f"host {meta['host'].get('cpu_model', '')}, {meta['host'].get('nproc', '')} cores. "
@@ -187,31 +134,8 @@ def markdown(results):
     lines.append("")
     for workload in exp["sweep"]["workloads"]:
         lines += [f"### {report_real.WORKLOADS.get(workload, workload)}", "",
-                  "| (c) point | req/s (c) | req/s (b) | ÷ (b) | median | p99 ms (c) | p99 ÷ (b) | median "
-                  "| CPU ms/req (c) app + nginx | CPU (b) | failed (c) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  *pairs.header("(c) point")]
         for point in exp["sweep"]["points"]:
-            pairs = pairs_of(exp, point)
-            measured = [(pair["c"].get(workload) or {}, pair["b"].get(workload) or {}) for pair in pairs]
-            lines.append(_row(point, measured, pairs))
+            lines.append(pairs.row(point, pairs_of(exp, point), workload))
         lines.append("")
     return "\n".join(lines)
-
-
-def _row(point, measured, pairs):
-    rps = [_ratio("rps", c, b) for c, b in measured]
-    p99 = [_ratio("p99_ms", c, b) for c, b in measured]
-    median_rps, median_p99 = _median(rps), _median(p99)
-    return " | ".join([
-        f"| {point}",
-        _cell([c.get("rps") for c, _ in measured], "{:.0f}"),
-        _cell([b.get("rps") for _, b in measured], "{:.0f}"),
-        " / ".join(("–" if r is None else f"{r:.2f}") + ("ᶜ" if pair.get("first") == "c" else "")
-                   for r, pair in zip(rps, pairs)),
-        f"**{median_rps:.2f}**" if median_rps is not None else "–",
-        _cell([c.get("p99_ms") for c, _ in measured], "{:.0f}"),
-        _cell(p99, "{:.2f}"),
-        f"**{median_p99:.2f}**" if median_p99 is not None else "–",
-        _cell([_cpu(c) for c, _ in measured], "{}"),
-        _cell([_cpu(b) for _, b in measured], "{}"),
-        _cell([c.get("failed") for c, _ in measured], "{}")]) + " |"

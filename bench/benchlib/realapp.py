@@ -11,7 +11,8 @@ directory and the containers, never into this repository). In one run, on one VP
     workload (files/inprocess.py in the same VPS, on its one core); optionally a memory soak; the
     cold start; a code-only release.
 (a) and (b): upstream's waitress stack from the same checkout, on a copy of the same school
-    (taken right after the seed), with the same workloads.
+    (taken right after the seed), beside (c), with the same workloads; then (b) and (c) in pairs,
+    back to back, on the pages and the upload (pairs.py): the ratios the issue's goals compare.
 """
 
 import json
@@ -23,7 +24,7 @@ import shutil
 import threading
 import time
 
-from . import containers, load, stacks
+from . import containers, load, pairs, stacks
 from .containers import LOAD, VPS, exec_sh, run
 
 BENCH_DIR = "/opt/bench"  # in the VPS: the scripts and the school, readable by the service user
@@ -43,6 +44,12 @@ WORKLOADS = {
     "upload": ("/admin/thema/{topic}/material-upload", "upload"),  # last: it adds rows and files
 }
 DYNAMIC = ("dashboard", "class", "login", "upload")
+# Measured in pairs of (b) and (c) back to back (pairs.py): the figures the issue's goals compare.
+PAIRED = ("dashboard", "class", "upload")
+# (b)'s waitress binds 8081, the role's default port: (c) moves aside so both serve side by side.
+BESIDE_UPSTREAM = {"lernmanager_listen_port": 8082}
+# (b)'s nginx site's name: (c)'s site keeps lernmanager.test (the role refuses a second site with it).
+UPSTREAM_NAME = "upstream.bench.test"
 
 
 def check_checkout(path):
@@ -155,6 +162,11 @@ class RealApp:
                                 "\"SELECT COUNT(*) FROM material WHERE beschreibung = ?\", (\"bench upload\",))"
                                 f".fetchone()[0])' {stack_database(stack)}").strip())
 
+    @staticmethod
+    def who(workload):
+        """Who asks for WORKLOAD: static, pupil, admin, login or upload (WORKLOADS)."""
+        return WORKLOADS[workload][1]
+
     def path(self, workload):
         """WORKLOAD's path, with the ids of the seeded school filled in."""
         return WORKLOADS[workload][0].format(klasse=self.school["classes"][0], topic=self.school["topics"][0])
@@ -232,28 +244,37 @@ class RealApp:
             "oom_kills": after["oom_kills"] - before["oom_kills"], "sigkill_lines": after["sigkill_lines"],
             "restarted": after["main_pid"] != before["main_pid"]}
 
-    def upstream(self, app_dir):
-        """(a) from the same checkout on root's copy of the fresh school, then (b) in front."""
-        self.bench.log("(a) stopping the role's service; installing upstream's waitress stack")
-        stacks.stop_role_stack()
+    def upstream_beside(self, app_dir):
+        """(a): upstream's waitress from the same checkout on root's copy of the fresh school,
+        beside (c), which serves on (moved aside by BESIDE_UPSTREAM)."""
+        self.bench.log("(a)/(b) upstream's waitress stack beside (c)")
         self.results["deploy"]["upstream_install_s"] = stacks.deploy_upstream(
             app_dir, database=SCHOOL_DB, database_name=DATABASE)
         containers.wait_http(self.bench.url("a", "/login"), timeout=120)
+
+    def upstream(self, app_dir):
+        """(a), then (b) in front of it, each with every workload; then (b) and (c) in pairs on the
+        pages and the upload, the order alternating (pairs.py): the ratios the goals compare."""
+        self.upstream_beside(app_dir)
         time.sleep(3)
         unit = "lernmanager-upstream.service"
         memory = self.results["stacks"].setdefault("a", {"workloads": {}}).setdefault("memory", {})
         memory["idle"] = self.bench.section("(a) memory idle", self.bench.memory, unit)
         self.workloads("a")
-        stacks.add_upstream_site()
+        stacks.add_upstream_site(server_name=UPSTREAM_NAME)
         containers.wait_http(self.bench.url("b", "/login"))
         self.workloads("b")
         memory["after_load"] = self.bench.section("(a) memory after load", self.bench.memory, unit)
+        count = 2 if self.args.quick else 4
+        self.bench.log(f"(b) and (c) in {count} pairs: {', '.join(PAIRED)}")
+        self.results["pairs"] = pairs.Pairs(self.bench, self, PAIRED).alternating(count)
 
     def measure(self, app_v1, app_v2):
         bench, deploy = self.bench, self.results["deploy"]
+        settings = {"lernmanager_admin_password": self.admin_password, **BESIDE_UPSTREAM}
         bench.log("(c) fresh converge of playbooks/deploy.yml with the real app")
-        deploy["fresh"] = bench.ansible.deploy("fresh", {"lernmanager_admin_password": self.admin_password})
-        deploy["noop"] = bench.ansible.deploy("noop", {"lernmanager_admin_password": self.admin_password})
+        deploy["fresh"] = bench.ansible.deploy("fresh", settings)
+        deploy["noop"] = bench.ansible.deploy("noop", settings)
         self.results["defaults"] = stacks.gunicorn_processes()
         containers.copy_in(VPS, stacks.FILES / "probe.py", containers.PROBE)
         containers.wait_http(bench.url("c", "/login"))
@@ -272,7 +293,7 @@ class RealApp:
             bench.section("(c) memory soak", self.soak, self.args.soak)
         bench.section("(c) cold start", bench.cold_start)
         bench.section("(c) code-only release", lambda: deploy.__setitem__("code_only", bench.ansible.deploy(
-            "code-only", {"lernmanager_admin_password": self.admin_password, "lernmanager_source_path": app_v2})))
+            "code-only", {**settings, "lernmanager_source_path": app_v2})))
         bench.section("(a)/(b) upstream stacks", self.upstream, app_v1)
 
 
