@@ -26,8 +26,10 @@ def gate():
 # --- what the gate fingerprints ----------------------------------------------------------------
 
 # Facts the role reads that are not inputs of what a deploy writes: getent_passwd is set by the
-# run's own lookup of the service account, date_time names an adopted install's old directory.
-NOT_INPUTS = {"getent_passwd", "date_time"}
+# run's own lookup of the service account, date_time names an adopted install's old directory,
+# all_ipv4_addresses only feeds the ACME name check's message and comparison (nothing is written
+# from it; a run the gate passes has nothing to certify that the last run did not).
+NOT_INPUTS = {"getent_passwd", "date_time", "all_ipv4_addresses"}
 # Facts the gate holds in another form: the major version is part of the version, and the role
 # asks of the IPv6 addresses only whether there is one (they change with privacy addresses).
 HELD_AS = {"distribution_major_version": "distribution_version", "all_ipv6_addresses": "ipv6"}

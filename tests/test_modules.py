@@ -464,6 +464,19 @@ def test_neighbours_names_the_program_and_unit_that_hold_a_listening_port(tmp_pa
         holder.kill()
         holder.wait()
 
+
+def test_neighbours_resolves_the_server_name_only_when_asked(tmp_path):
+    """The addresses a name resolves to, as the host's resolver gives them (here its /etc/hosts)."""
+    args = {"port": 8081, "server_name": "localhost", "units_dir": str(tmp_path), "sites_dir": str(tmp_path)}
+    found = run_module_in_process("neighbours", {**args, "resolve": True})["name_addresses"]
+    assert found and set(found) <= {"127.0.0.1", "::1"}, found
+    assert len(found) == len(set(found)), "each address once"
+    assert run_module_in_process("neighbours", args)["name_addresses"] == []
+    # A name no resolver knows: no addresses, not an error (the role's message says what to do).
+    unknown = run_module_in_process("neighbours", {**args, "server_name": "nobody.invalid", "resolve": True})
+    assert unknown["name_addresses"] == [] and not unknown.get("failed")
+
+
 @ROOT_ONLY
 def test_root_files_takes_back_a_directory_it_lists_before_what_goes_in_it(root_dir):
     """An app root that another owner had (an upstream install's): listed first, it is root's

@@ -53,6 +53,13 @@ options:
     type: list
     elements: int
     default: []
+  resolve:
+    description:
+      - Look O(server_name) up as the host's resolver does (its C(/etc/hosts), then DNS) and return
+        its addresses. Let's Encrypt connects to them, so a name that points elsewhere fails certbot
+        after the host changed.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -89,10 +96,17 @@ port_holders:
   elements: dict
   returned: always
   sample: [{port: 80, pid: 812, program: apache2, unit: apache2.service}]
+name_addresses:
+  description: With O(resolve), the addresses O(server_name) resolves to (none when it does not).
+  type: list
+  elements: str
+  returned: always
+  sample: [203.0.113.7, "2001:db8::7"]
 """
 
 import os
 import re
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -162,6 +176,15 @@ def port_holders(ports, proc="/proc"):
     return holders
 
 
+def addresses_of(name):
+    """NAME's addresses as the host's resolver gives them, in its order, once each."""
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -172,6 +195,7 @@ def main():
             "units_dir": {"type": "path", "default": "/etc/systemd/system"},
             "sites_dir": {"type": "path", "default": "/etc/nginx/sites-enabled"},
             "listening_ports": {"type": "list", "elements": "int", "default": []},
+            "resolve": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -192,8 +216,9 @@ def main():
         holders = port_holders(module.params["listening_ports"]) if module.params["listening_ports"] else []
     except OSError as error:
         module.fail_json(msg=f"cannot read the host's units, sites and sockets: {error}")
+    addresses = addresses_of(module.params["server_name"]) if module.params["resolve"] else []
     module.exit_json(changed=False, clashes=clashes, other_instances=instances, other_tls_sites=tls_sites,
-                     port_holders=holders)
+                     port_holders=holders, name_addresses=addresses)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ The tests run once each (no `host` fixture) in this order; each names the hosts 
 Changes the hosts: deploys refused, a canary whose migration fails, then v2 rolled out to every school."""
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -18,11 +19,11 @@ import sys
 import pytest
 import testinfra
 
-from lm_testlib import REPO, db_state, http, playbook, start_in_service_sandbox, stop_unit
+from lm_testlib import REPO, db_state, http, playbook, put_script, start_in_service_sandbox, stop_unit
 
 CANARY, BLOCKED, SHARED, ZWEI = "lm-fleet-a", "lm-fleet-b", "lm-fleet-c", "lm-fleet-c-zwei"
 SCHOOLS = {CANARY: ("lernmanager", "lernmanager.test"), BLOCKED: ("lernmanager", "lernmanager.test"),
-           SHARED: ("lernmanager", "lernmanager.test"), ZWEI: ("zwei", "zwei.lernmanager.test")}
+           SHARED: ("lernmanager", "lernmanager.test"), ZWEI: ("zwei", "lernmanager.zweite-schule.de")}
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 
 
@@ -98,6 +99,27 @@ def test_two_schools_on_one_host_share_nothing_but_nginx():
     assert config.count("listen 80 default_server;") == 1, config
     unknown = host.run("curl -sS -o /dev/null -H 'Host: nobody.example' http://127.0.0.1/login")
     assert unknown.rc == 52, "no answer at all for a name no school has"
+
+
+def logs_in(host, server_name, password):
+    result = host.run(f"python3 {put_script(host, 'lm_client.py')} --host-header {server_name} "
+                      f"--password {password} exercise")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)["logged_in"]
+
+
+def test_a_public_name_on_plain_http_keeps_no_admin_admin_and_a_test_name_warns():
+    # No lernmanager_admin_password in the scenario; zwei's name is a public one, TLS off (no
+    # e-mail for ACME): the role made a password; the .test school beside it only warns.
+    host, instance, server_name = school(ZWEI)
+    generated = host.file(f"/etc/{instance}/admin_password")
+    assert (generated.user, generated.group, generated.mode) == ("root", "root", 0o600)
+    password = generated.content_string.strip()
+    assert len(password) >= 20
+    assert not logs_in(host, server_name, "admin"), "admin/admin must not work on a public name"
+    assert logs_in(host, server_name, password)
+    assert not host.file("/etc/lernmanager/admin_password").exists
+    assert logs_in(host, "lernmanager.test", "admin")
 
 
 def test_a_school_reaches_no_gunicorn_on_loopback_and_nginx_reaches_both():

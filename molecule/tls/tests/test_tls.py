@@ -138,6 +138,41 @@ def test_public_site_has_a_generated_admin_password_in_a_root_only_file(host):
     assert login_over_https(host, password)
 
 
+def test_an_acme_name_that_points_elsewhere_is_refused_before_any_change(host):
+    # The name resolves (the host's /etc/hosts, as DNS would answer) to an address the host does
+    # not have: certbot would fail after the site changed.
+    elsewhere = "elsewhere.lernmanager.test"
+    host.run(f"echo '192.0.2.10 {elsewhere}' >> /etc/hosts")
+    before = host.check_output("nginx -T 2>/dev/null | sha256sum")
+    try:
+        run = converge({"lernmanager_server_name": elsewhere})
+    finally:
+        # /etc/hosts is a bind mount: rewrite it in place.
+        host.run(f"grep -v ' {elsewhere}$' /etc/hosts > /tmp/hosts && cat /tmp/hosts > /etc/hosts")
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert f"lernmanager_server_name {elsewhere} points at 192.0.2.10, which " in out, out[-2000:]
+    assert "set lernmanager_acme_check_dns to false. The host was not changed." in out
+    assert host.check_output("nginx -T 2>/dev/null | sha256sum") == before
+    assert not host.file(f"/etc/letsencrypt/live/{elsewhere}").exists
+
+
+def test_a_certificate_that_does_not_come_says_what_to_check(host):
+    # A new name that points here, and an ACME server nobody answers for: certbot fails after the
+    # host changed, and the message says what to check, never "not changed".
+    other = "zweiter.lernmanager.test"
+    host.run(f"echo '127.0.0.1 {other}' >> /etc/hosts")
+    try:
+        run = converge({"lernmanager_server_name": other, "lernmanager_acme_directory": "https://localhost:14999/dir"})
+    finally:
+        host.run(f"grep -v ' {other}$' /etc/hosts > /tmp/hosts && cat /tmp/hosts > /etc/hosts")
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert f"certbot could not get a certificate for {other} from https://localhost:14999/dir." in out, out[-2000:]
+    assert "set lernmanager_acme_staging to true" in out and "certbot said: " in out
+    assert "not changed" not in out.rsplit("certbot could not", 1)[-1]
+
+
 def test_provided_certificate_is_served_and_its_key_kept_secret(host, provided_cert):
     cert, key, fingerprint = provided_cert
     run = converge({"lernmanager_tls": "provided", "lernmanager_tls_cert_file": str(cert),
