@@ -53,6 +53,22 @@ def controller_play(tasks):
 {tasks}"""
 
 
+# The role's validation alone, on the controller: its argument specs (`validate_argument_spec` with
+# meta/argument_specs.yml, exactly what the role runs first), then its cross-field checks
+# (tasks/steps/run/validate_inputs.yml). tests/test_bad_input.py and tests/test_examples.py run it.
+VALIDATE_PLAY = controller_play(f"""\
+    - name: Validate against the argument specs
+      ansible.builtin.validate_argument_spec:
+        argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
+    - name: Run the cross-field checks
+      ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/validate_inputs.yml
+""")
+
+# Outside the role: the file the check of the variables set reads its known names from.
+VALID_SETTINGS = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app",
+                  "__lernmanager_argument_specs": str(ROLE / "meta" / "argument_specs.yml")}
+
+
 def run_module(name, args, check=False, python=sys.executable):
     """A module of the collection, run for real through `ansible localhost -m` (AnsiballZ, its own
     process): its result as a dict, `_failed` saying whether the task failed."""

@@ -1,6 +1,6 @@
 """Bad variables are refused before any change, with a message naming the variable.
 
-The playbook below runs on the controller alone: first the role's own argument specs
+helpers.VALIDATE_PLAY runs on the controller alone: first the role's own argument specs
 (`validate_argument_spec` with meta/argument_specs.yml, exactly what the role runs first), then
 the role's cross-field checks (tasks/steps/run/validate_inputs.yml). Nothing touches a host.
 The cases run in one `ansible-playbook`, each as a host of its own (`connection: local`) whose
@@ -13,22 +13,10 @@ import json
 
 import pytest
 
-from helpers import ROLE, controller_play, run_ansible
+from helpers import VALID_SETTINGS, VALIDATE_PLAY, run_ansible
 
 # One worker runs the batch (`make unit` distributes by group): each would run it again.
 pytestmark = pytest.mark.xdist_group("bad_input")
-
-PLAYBOOK = controller_play(f"""\
-    - name: Validate against the argument specs
-      ansible.builtin.validate_argument_spec:
-        argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
-    - name: Run the cross-field checks
-      ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/validate_inputs.yml
-""")
-
-# Outside the role: the file the check of the variables set reads its known names from.
-GOOD = {"lernmanager_source": "path", "lernmanager_source_path": "/srv/app",
-        "__lernmanager_argument_specs": str(ROLE / "meta" / "argument_specs.yml")}
 
 BAD_INPUTS = [
     # (id, extra variables, a word the error must contain)
@@ -184,9 +172,9 @@ BAD_INPUTS = [
 
 def run_validation(tmp_path, variables):
     playbook = tmp_path / "validate.yml"
-    playbook.write_text(PLAYBOOK)
+    playbook.write_text(VALIDATE_PLAY)
     extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({**GOOD, **variables}))
+    extra.write_text(json.dumps({**VALID_SETTINGS, **variables}))
     return run_ansible("ansible-playbook", "-i", "localhost,", str(playbook), "-e", f"@{extra}")
 
 
@@ -221,11 +209,11 @@ def verdicts(tmp_path_factory):
     work = tmp_path_factory.mktemp("cases")
     cases = {case: variables for case, variables, _ in BAD_INPUTS} | dict(GOOD_INPUTS)
     for case, variables in cases.items():
-        (work / f"{case}.json").write_text(json.dumps({**GOOD, **variables}))
+        (work / f"{case}.json").write_text(json.dumps({**VALID_SETTINGS, **variables}))
     inventory = {"all": {"hosts": {case: {"ansible_connection": "local",
                                           "ansible_python_interpreter": "{{ ansible_playbook_python }}"} for case in cases}}}
     (work / "inventory.json").write_text(json.dumps(inventory))
-    play = PLAYBOOK.replace("- hosts: localhost", "- hosts: all").replace("  tasks:\n", f"""  tasks:
+    play = VALIDATE_PLAY.replace("- hosts: localhost", "- hosts: all").replace("  tasks:\n", f"""  tasks:
     - name: Take this case's variables
       ansible.builtin.include_vars: {work}/{{{{ inventory_hostname }}}}.json
 """, 1)

@@ -11,8 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from helpers import REPO, run_ansible
-from test_bad_input import GOOD, PLAYBOOK
+from helpers import REPO, VALID_SETTINGS, VALIDATE_PLAY, run_ansible
 
 EXAMPLES = REPO / "examples"
 VAULT_EXAMPLE = EXAMPLES / "group_vars" / "lernmanager" / "vault.yml.example"
@@ -62,8 +61,8 @@ def test_the_sftp_repository_and_its_known_hosts_line_agree_on_the_port():
 def test_the_project_directory_passes_the_roles_validation(project, tmp_path):
     (settings,) = listed_hosts(project / "inventory.yml").values()
     variables = {name: value for name, value in settings.items() if not name.startswith("ansible_")}
-    (tmp_path / "vars.json").write_text(json.dumps({**GOOD, **variables, "lernmanager_source": "git"}))
-    (tmp_path / "validate.yml").write_text(PLAYBOOK.replace("  tasks:\n", f"""  tasks:
+    (tmp_path / "vars.json").write_text(json.dumps({**VALID_SETTINGS, **variables, "lernmanager_source": "git"}))
+    (tmp_path / "validate.yml").write_text(VALIDATE_PLAY.replace("  tasks:\n", f"""  tasks:
     - name: Take the example's variables
       ansible.builtin.include_vars: {tmp_path}/vars.json
 """, 1))

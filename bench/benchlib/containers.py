@@ -9,6 +9,7 @@ lm-bench-load  the load generator (wrk, curl), pinned to the OTHER core so it do
 
 import os
 import pathlib
+import shlex
 import subprocess
 import time
 
@@ -34,6 +35,13 @@ def run(argv, check=True, capture=True, timeout=None, input_text=None, env=None,
         raise RuntimeError(f"command failed ({result.returncode}): {' '.join(argv)}\n{detail}")
     return result
 
+
+def put(container, path, text):
+    """TEXT into the file PATH in CONTAINER, its directory made if missing (through stdin: nothing
+    on a command line)."""
+    run(["docker", "exec", "-i", container, "bash", "-c",
+         f"mkdir -p {shlex.quote(str(pathlib.PurePosixPath(path).parent))} && cat > {shlex.quote(str(path))}"],
+        input_text=text)
 
 def exec_sh(container, script, check=True, timeout=600):
     """Run a bash script inside a container and return its stdout."""

@@ -152,6 +152,6 @@ def markdown(results):
     ]
     lines += workload_lines(results) + paired_lines(results)
     lines += memory_lines(results, note="(a)'s row is measured after the (a) and (b) loads (one waitress serves "
-                                        "both), with (c) idle beside it.")
+                                        "both), while (c) was stopped.")
     lines += soak_lines(results) + cold_start_lines(results) + deploy_lines(results) + target_lines(results)
     return "\n".join(lines + not_measured(results))

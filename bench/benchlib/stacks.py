@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 
-from .containers import VPS, container_oom_kills, copy_in, exec_sh, run
+from .containers import VPS, container_oom_kills, copy_in, exec_sh, put, run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FILES = REPO / "bench" / "files"
@@ -181,10 +181,11 @@ def unit_python():
 
 def serve_with_waitress(root="/opt/lernmanager", port=None):
     """lernmanager.service runs files/waitress_socket.py (upstream's waitress on the unit's
-    socket; PORT is the socket's) instead of gunicorn, in the same sandbox, until clear_server()."""
+    socket, whatever PORT says: the servers share experiment.py's call) instead of gunicorn, in
+    the same sandbox, until clear_server()."""
     copy_in(VPS, FILES / "waitress_socket.py", "/opt/bench/waitress_socket.py")
     # Type=exec: the role's unit waits for gunicorn's READY=1 (Type=notify), which waitress never sends.
-    _write(SERVER_DROPIN, f"[Service]\nType=exec\nExecStart=\n"
+    put(VPS, SERVER_DROPIN, f"[Service]\nType=exec\nExecStart=\n"
                           f"ExecStart={unit_python()} /opt/bench/waitress_socket.py {root}/current\n")
     exec_sh(VPS, "chmod 0644 /opt/bench/waitress_socket.py && systemctl daemon-reload && "
                  "systemctl restart lernmanager.service")
@@ -203,16 +204,11 @@ def serve_with_granian(root="/opt/lernmanager", port=8082, threads=32):
               f"Environment=PYTHONPATH=/opt/bench:{root}/current\nExecStart=\n"
               f"ExecStart={python} -m granian --interface wsgi --host 127.0.0.1 --port {port} --workers 1 "
               f"--blocking-threads {threads} --no-ws --working-dir {root}/current granian_wsgi:app\n")
-    _write(SERVER_DROPIN, dropin)
-    _write(SOCKET_DROPIN, "[Socket]\nListenStream=\nListenStream=127.0.0.1:8099\n")
+    put(VPS, SERVER_DROPIN, dropin)
+    put(VPS, SOCKET_DROPIN, "[Socket]\nListenStream=\nListenStream=127.0.0.1:8099\n")
     exec_sh(VPS, "chmod 0644 /opt/bench/granian_wsgi.py && systemctl daemon-reload && "
                  "systemctl stop lernmanager.service lernmanager.socket && "
                  "systemctl start lernmanager.socket lernmanager.service")
-
-
-def _write(path, text):
-    run(["docker", "exec", "-i", VPS, "bash", "-c",
-         f"mkdir -p {pathlib.PurePosixPath(path).parent} && cat > {path}"], input_text=text)
 
 
 def clear_server():
