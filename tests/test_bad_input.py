@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from helpers import VALID_SETTINGS, VALIDATE_PLAY, run_ansible
+from helpers import ROLE, VALID_SETTINGS, VALIDATE_PLAY, run_ansible
 
 # One worker runs the batch (`make unit` distributes by group): each would run it again.
 pytestmark = pytest.mark.xdist_group("bad_input")
