@@ -1,7 +1,8 @@
 """Debian 13's own `ansible` package as the controller (README "Requirements"): the collection from
 its built tarball, deploying over SSH with pipelining as user `debian` with sudo onto a Debian 12 VPS
 (molecule/controller/converge.yml ran the first deploy). Here, from the same controller: a no-op
-run, the same without pipelining, a code-only release, and status.yml. Each run's seconds go to
+run, the same without pipelining; then with the newest ansible-core (the admin's venv): every
+playbook's syntax, bad inputs refused, and a code-only release; status.yml with Debian's again. Each run's seconds go to
 .cache/logs/controller-times.json (issue 14's deploy times over SSH; printed by the scenario's log).
 
 Changes the hosts: a no-op deploy, one without pipelining and a code-only release, from the controller."""
@@ -18,6 +19,8 @@ from lm_testlib import REPO, SERVER_NAME, recap_changed
 
 CONTROLLER, VPS = "lm-controller-debian13", "lm-controller-vps"
 DEPLOY = "/home/admin/deploy"
+# The newest ansible-core, in the admin's venv (converge.yml).
+NEWEST_BIN = "/home/admin/ansible-newest/bin"
 TIMES = os.path.join(REPO, ".cache", "logs", "controller-times.json")
 
 
@@ -35,13 +38,16 @@ def vps():
     return get(VPS)
 
 
-def admin_run(controller, name, *args):
-    """ansible-playbook ARGS as the admin on the controller; (rc, output, seconds), the seconds kept."""
+def admin_run(controller, name, *args, newest=False, record=True):
+    """ansible-playbook ARGS as the admin on the controller, Debian's or (NEWEST) the admin's venv's;
+    (rc, output, seconds), the seconds kept unless not RECORD."""
     quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
-    result = controller.run(f"runuser -u admin -- {DEPLOY}/run {name} {quoted}")
+    path = f"env PATH={NEWEST_BIN}:/usr/bin:/bin " if newest else ""
+    result = controller.run(f"runuser -u admin -- {path}{DEPLOY}/run {name} {quoted}")
     output = controller.file(f"{DEPLOY}/{name}.log").content_string
     seconds = float(controller.file(f"{DEPLOY}/{name}.seconds").content_string)
-    record_time(name, seconds, recap_changed(output).get("vps"))
+    if record:
+        record_time(name, seconds, recap_changed(output).get("vps"))
     return result.rc, output, seconds
 
 
@@ -103,7 +109,30 @@ def test_without_pipelining_the_same_run_changes_nothing_too(controller):
     assert rc == 0 and recap_changed(output)["vps"] == 0, output[-3000:]
 
 
-def test_a_code_only_release_goes_live(controller, vps):
+def newest_ansible_core():
+    with open(os.path.join(REPO, "molecule", "controller", "converge.yml"), encoding="utf-8") as handle:
+        return re.search(r"__newest_ansible_core: (\S+)", handle.read()).group(1)
+
+
+def test_the_newest_ansible_core_reads_every_playbook_and_refuses_bad_input(controller, vps):
+    version = controller.check_output(f"{NEWEST_BIN}/ansible-playbook --version").splitlines()[0]
+    assert version == f"ansible-playbook [core {newest_ansible_core()}]", version
+    for playbook in sorted(os.listdir(os.path.join(REPO, "playbooks"))):
+        name = playbook.removesuffix(".yml")
+        rc, output, _ = admin_run(controller, f"syntax-{name}", "--syntax-check", f"lernmanager.deploy.{name}",
+                                  newest=True, record=False)
+        assert rc == 0 and "playbook: " in output and "ERROR" not in output, output[-2000:]
+    before = live_release(vps)
+    rc, output, _ = admin_run(controller, "bad-input", "lernmanager.deploy.deploy", "-e", "lernmanager_server_nmae=x",
+                              newest=True, record=False)
+    assert rc != 0 and "lernmanager_server_nmae (did you mean lernmanager_server_name?)" in output, output[-2000:]
+    rc, output, _ = admin_run(controller, "bad-port", "lernmanager.deploy.deploy", "-e", "lernmanager_listen_port=eighty",
+                              newest=True, record=False)
+    assert rc != 0 and "lernmanager_listen_port" in output, output[-2000:]
+    assert live_release(vps) == before
+
+
+def test_a_code_only_release_goes_live_with_the_newest_ansible_core(controller, vps):
     before = live_release(vps)
     # v1 with one more line in app.py: new code, the same dependencies and no migration.
     controller.check_output(
@@ -112,7 +141,7 @@ def test_a_code_only_release_goes_live(controller, vps):
     checksum = controller.check_output(f"sha256sum {DEPLOY}/patched.tar.gz").split()[0]
     rc, output, _ = admin_run(controller, "code-only", "lernmanager.deploy.deploy",
                               "-e", f"lernmanager_archive_src={DEPLOY}/patched.tar.gz",
-                              "-e", f"lernmanager_archive_checksum=sha256:{checksum}")
+                              "-e", f"lernmanager_archive_checksum=sha256:{checksum}", newest=True)
     assert rc == 0, output[-3000:]
     # Only the archive's variables and the code differ: the deploy gate's code lane.
     assert "Deploying the code only, as the inputs changed: lernmanager_archive_checksum, lernmanager_archive_src" in output

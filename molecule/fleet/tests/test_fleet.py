@@ -144,19 +144,25 @@ def test_a_school_reaches_no_gunicorn_on_loopback_and_nginx_reaches_both():
     assert serves_version(SHARED, "1") and serves_version(ZWEI, "1")
 
 
-def test_a_port_another_school_has_is_refused_before_any_change():
+def refused_without_change(port, copy):
+    """A deploy of zwei onto PORT (with v1 built afresh into COPY): its output, after checking that
+    it failed and wrote nothing of the school's outside its data."""
     host = host_named(SHARED)
     since = host.check_output("date +%s.%N")
     run = playbook(os.path.join(REPO, "playbooks", "deploy.yml"),
-                   {"lernmanager_source_path": build_app("v1", os.path.join(EPHEMERAL, "app-v1-again")),
-                    "lernmanager_listen_port": 8081}, limit=ZWEI)
+                   {"lernmanager_source_path": build_app("v1", os.path.join(EPHEMERAL, copy)),
+                    "lernmanager_listen_port": port}, limit=ZWEI)
     output = run.stdout + run.stderr
-    assert run.returncode != 0
-    assert "would share what another site or instance has" in output and "lernmanager.socket" in output, output[-3000:]
+    assert run.returncode != 0, output[-3000:]
     changed = host.check_output(f"find /opt/zwei /etc/zwei /etc/systemd/system /etc/nginx -newermt @{since} "
                                 "-not -path '/opt/zwei/shared/*' -print")
     assert changed == "", changed
+    return output
 
+
+def test_a_port_another_school_has_is_refused_before_any_change():
+    output = refused_without_change(8081, "app-v1-again")
+    assert "would share what another site or instance has" in output and "lernmanager.socket" in output, output[-3000:]
 
 
 def test_a_port_another_program_holds_is_refused_naming_it_before_any_change():
@@ -165,18 +171,11 @@ def test_a_port_another_program_holds_is_refused_naming_it_before_any_change():
     host.check_output("systemd-run --unit=lm-squatter python3 -m http.server --bind 127.0.0.1 8093")
     try:
         host.check_output("for i in $(seq 50); do ss -ltnH 'sport = :8093' | grep -q . && exit 0; sleep 0.1; done; exit 1")
-        since = host.check_output("date +%s.%N")
-        run = playbook(os.path.join(REPO, "playbooks", "deploy.yml"),
-                       {"lernmanager_source_path": build_app("v1", os.path.join(EPHEMERAL, "app-v1-squatted")),
-                        "lernmanager_listen_port": 8093}, limit=ZWEI)
-        output = run.stdout + run.stderr
-        assert run.returncode != 0
+        output = refused_without_change(8093, "app-v1-squatted")
         assert re.search(r"port 8093 is held by python3 \(pid \d+, lm-squatter\.service\)", output), output[-3000:]
-        changed = host.check_output(f"find /opt/zwei /etc/zwei /etc/systemd/system /etc/nginx -newermt @{since} "
-                                    "-not -path '/opt/zwei/shared/*' -print")
-        assert changed == "", changed
     finally:
         host.run("systemctl stop lm-squatter")
+
 
 @pytest.fixture(scope="module")
 def stopped_rollout():
