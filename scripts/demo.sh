@@ -102,6 +102,15 @@ echo "demo: deploy took $(( $(date +%s) - start )) s"
 
 if login=$(python3 scripts/demo_login.py "http://localhost:$PORT" admin "$PASSWORD_FILE"); then
   echo "demo: smoke test OK: $login"
+  # The same login in a real browser (headless Chromium), which also sees what it refuses (a
+  # Secure cookie over plain HTTP, a blocked script or stylesheet); its screenshot stays.
+  if browser=$(python3 scripts/browser_check.py "http://localhost:$PORT" admin "$PASSWORD_FILE" --screenshot "$BUILD/logged-in.png"); then
+    echo "demo: browser check OK: $browser; screenshot: $BUILD/logged-in.png"
+  else
+    echo "demo: browser check FAILED:" >&2
+    echo "$browser" >&2
+    exit 1
+  fi
   echo "demo: $SOURCE_TEXT serves on http://localhost:$PORT/ (only by that name: nginx answers no other, like 127.0.0.1)"
   echo "demo: log in as admin, password in $PASSWORD_FILE; how the host is doing: ansible-playbook -i $BUILD/inventory.yml playbooks/status.yml"
 else

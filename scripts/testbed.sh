@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine ready to run systemd "VPS" containers: a container engine that answers and
-# the Debian base images, built locally because no registry can be reached (see testbed.md).
+# the Debian base images, built locally because no registry can be reached (see testbed.md), and
+# Debian's Chromium with its driver for the browser checks.
 # Idempotent: a second run only checks and prints what is already there.
 #
 # Environment (all optional):
@@ -53,6 +54,13 @@ ensure_engine() {
     sleep 1
   done
   die "dockerd did not answer within 60 s: see /var/log/dockerd.log"
+}
+
+ensure_browser() {
+  # The browser checks (scripts/browser_check.py) drive Debian's Chromium through its chromedriver
+  # on this machine, against the containers.
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return
+  apt_install chromium chromium-driver
 }
 
 host_mirror() {
@@ -109,7 +117,8 @@ main() {
   build_image "$IMAGE_DEBIAN12" bookworm
   build_image "$IMAGE_DEBIAN13" trixie
   ensure_caches
-  say "ready: $IMAGE_DEBIAN12, $IMAGE_DEBIAN13; caches in $CACHE_DIR"
+  ensure_browser
+  say "ready: $IMAGE_DEBIAN12, $IMAGE_DEBIAN13, chromium; caches in $CACHE_DIR"
 }
 
 main "$@"

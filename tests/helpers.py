@@ -27,7 +27,9 @@ def role_defaults():
 
 
 def role_argument_specs():
-    return load_yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    """Every option of the role, whichever entry point's spec describes it."""
+    specs = load_yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]
+    return {name: option for spec in specs.values() for name, option in (spec.get("options") or {}).items()}
 
 
 def run_ansible(*args, cwd=REPO, env=None):
@@ -54,12 +56,14 @@ def controller_play(tasks):
 
 
 # The role's validation alone, on the controller: its argument specs (`validate_argument_spec` with
-# meta/argument_specs.yml, exactly what the role runs first), then its cross-field checks
+# every entry point's options of meta/argument_specs.yml, as tasks/steps/run/other_options.yml
+# checks them), then its cross-field checks
 # (tasks/steps/run/validate_inputs.yml). tests/test_bad_input.py and tests/test_examples.py run it.
 VALIDATE_PLAY = controller_play(f"""\
     - name: Validate against the argument specs
       ansible.builtin.validate_argument_spec:
-        argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.main.options }}}}"
+        argument_spec: "{{{{ (lookup('file', '{ROLE}/meta/argument_specs.yml') | from_yaml).argument_specs.values()
+                             | map(attribute='options') | select | combine }}}}"
     - name: Run the cross-field checks
       ansible.builtin.include_tasks: {ROLE}/tasks/steps/run/validate_inputs.yml
 """)

@@ -3,9 +3,15 @@ steps in tasks/steps/<group>/, sources in tasks/source/ (one file per lernmanage
 
 import re
 
-from helpers import REPO, ROLE, load_yaml, role_argument_specs
+import pytest
+
+from helpers import REPO, ROLE, load_yaml, role_argument_specs, run_ansible
+from role_reads import described_under, options, reads, reads_as_well
 
 SPECS = load_yaml(ROLE / "meta" / "argument_specs.yml")["argument_specs"]
+# What `ansible-doc -t role lernmanager.deploy.lernmanager` printed when every entry point repeated
+# every option (issue 39): the listing must stay at most a third of it.
+DOC_LINES_BEFORE = 3291
 
 
 def test_every_file_at_the_top_of_tasks_is_an_entry_point_with_its_spec():
@@ -13,9 +19,32 @@ def test_every_file_at_the_top_of_tasks_is_an_entry_point_with_its_spec():
     assert top == set(SPECS) == {"main", "rollback", "backup", "restore", "status"}
 
 
-def test_every_entry_point_takes_the_same_variables():
-    for name, spec in SPECS.items():
-        assert spec["options"] == role_argument_specs(), name
+def test_each_option_is_described_under_one_entry_point():
+    described = [name for spec in SPECS.values() for name in spec.get("options") or {}]
+    assert len(described) == len(set(described)) == len(role_argument_specs())
+
+
+@pytest.mark.parametrize("entry", sorted(SPECS))
+def test_each_entry_point_reads_the_options_it_describes(entry):
+    assert described_under(entry) - reads(entry) == set()
+
+
+@pytest.mark.parametrize("entry", sorted(SPECS))
+def test_each_entry_point_names_the_other_options_it_reads(entry):
+    """Its description's "Reads as well" paragraph names exactly the options of other entry points
+    its tasks, templates, handlers and the vars these use read (tests/role_reads.py)."""
+    others = {name for name in reads(entry) if options()[name] != entry}
+    assert reads_as_well(entry) == others, (
+        f"{entry} reads as well, but its description does not say: {sorted(others - reads_as_well(entry))}; "
+        f"it says, but does not read: {sorted(reads_as_well(entry) - others)}")
+
+
+def test_the_role_doc_prints_each_option_once():
+    doc = run_ansible("ansible-doc", "-t", "role", "lernmanager.deploy.lernmanager", env={"COLUMNS": "80"})
+    assert doc.returncode == 0, doc.stderr
+    headers = re.findall(r"^[-=] (lernmanager_\w+)  ", doc.stdout, re.M)
+    assert sorted(headers) == sorted(role_argument_specs())
+    assert len(doc.stdout.splitlines()) <= DOC_LINES_BEFORE // 3, len(doc.stdout.splitlines())
 
 
 def test_the_playbooks_name_entry_points():

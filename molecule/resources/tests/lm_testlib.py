@@ -1,7 +1,8 @@
 """Helpers shared by the testinfra suites of every scenario.
 
 All HTTP goes to 127.0.0.1 *inside* the container, through nginx, with the Host header of the
-deployed site: no test traffic leaves the container.
+deployed site: no test traffic leaves the container, but a real browser's (scripts/browser_check.py
+runs Chromium on the machine running the tests, against container_address()).
 """
 
 import base64
@@ -63,6 +64,13 @@ def http(host, path, headers=None, method="GET", port=80, host_header=SERVER_NAM
     # base64: a gzip or brotli body is not text, and testinfra decodes command output as text.
     raw = base64.b64decode(host.check_output("base64 -w0 /tmp/lm-body"))
     return Response(status, headers_out, raw.decode("utf-8", "replace"), raw)
+
+
+def container_address(host):
+    """The container's address on the engine's network, as the machine running the tests reaches it."""
+    out = subprocess.run(["docker", "inspect", host.backend.host], check=True, capture_output=True, text=True).stdout
+    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
+    return next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
 
 
 def _quote(arg):

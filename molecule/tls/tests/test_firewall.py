@@ -8,18 +8,10 @@ a deploy."""
 
 import json
 import socket
-import subprocess
 
 import pytest
 
-from lm_testlib import converge
-
-
-def container_address(host):
-    name = host.backend.host
-    out = subprocess.run(["docker", "inspect", name], check=True, capture_output=True, text=True).stdout
-    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
-    return next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
+from lm_testlib import container_address, converge
 
 
 def reachable(address, port):

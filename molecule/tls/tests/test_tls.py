@@ -7,11 +7,16 @@ Changes the host: a forced renewal, then deploys of the provided and selfsigned 
 """
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
-from lm_testlib import converge, put_script
+from lm_testlib import REPO, container_address, converge, put_script
+
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import browser_check  # noqa: E402  (scripts/ is not a package)
 
 NAME = "lernmanager.test"
 RESOLVE = f"--resolve {NAME}:443:127.0.0.1 --resolve {NAME}:80:127.0.0.1"
@@ -136,6 +141,17 @@ def test_public_site_has_a_generated_admin_password_in_a_root_only_file(host):
     assert len(password) >= 20
     assert not login_over_https(host, "admin"), "admin/admin must not work on a public site"
     assert login_over_https(host, password)
+
+
+def test_the_admin_uses_the_https_site_in_a_real_browser(host):
+    """Headless Chromium (scripts/browser_check.py; the pebble root is not one it trusts): the login
+    keeps a Secure session cookie, the pages load under the site's headers, an upload goes up and
+    comes back."""
+    password = host.file(ADMIN_PASSWORD).content_string.strip()
+    problems, summary = browser_check.check(f"https://{NAME}", "admin", password, upload=True, insecure=True,
+                                            resolve=(NAME, container_address(host)))
+    assert problems == []
+    assert "cookies: session (Secure, HttpOnly)" in summary, summary
 
 
 def test_an_acme_name_that_points_elsewhere_is_refused_before_any_change(host):
