@@ -332,6 +332,19 @@ def test_cookies_are_secure_when_https_is_served_here_or_in_front(tls, force, se
     assert ('FORCE_HTTPS="true"' in text) is secure
 
 
+@pytest.mark.parametrize("name, https", [
+    ("school.example.org", True), ("Lernmanager.Gym-Nord.de.", True), ("lernmanager.test", False),
+    ("lernmanager.gym-beispiel.example", False), ("schule.home.arpa", False), ("lernmanager.schule.lan", False),
+    ("203.0.113.10", False)])
+def test_tls_auto_takes_acme_for_a_public_dns_name_only(name, https):
+    """tls auto with an ACME e-mail: HTTPS (so Secure cookies) for a name the public_name filter calls
+    public, never for an address or a private suffix."""
+    text = render("lernmanager.env.j2", __lernmanager_secret_key="k" * 32, __lernmanager_settings={},
+                  lernmanager_tls="auto", lernmanager_force_https="auto", lernmanager_server_name=name,
+                  lernmanager_acme_email="it@school.example.org")
+    assert ('FORCE_HTTPS="true"' in text) is https
+
+
 GRADING = {"lernmanager_grading_service_url": "https://grading.example.org/api/", "lernmanager_grading_service_token": "t" * 24,
            "lernmanager_grading_callback_secret": "s" * 24}
 
