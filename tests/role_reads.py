@@ -67,14 +67,7 @@ def described_under(entry):
 
 
 def reads_as_well(entry):
-    """The options of other entry points that ENTRY's description says it reads: its paragraph
-    "Reads as well" of sentences either naming them ("of rollback: lernmanager_rollback_to") or
-    naming those it does not read ("every option of main but lernmanager_a, lernmanager_b")."""
-    named = set()
-    for paragraph in SPECS[entry]["description"]:
-        if paragraph.startswith("Reads as well"):
-            for sentence in paragraph.split(". "):
-                but = re.search(r"every option of (\w+) but ", sentence)
-                names = set(re.findall(r"lernmanager_\w+", sentence))
-                named |= described_under(but.group(1)) - names if but else names
-    return named
+    """The options of other entry points that ENTRY's description says it reads: the names in its
+    paragraph "Reads as well the options of main: ..."."""
+    return {name for paragraph in SPECS[entry]["description"] if paragraph.startswith("Reads as well")
+            for name in re.findall(r"lernmanager_\w+", paragraph)}
