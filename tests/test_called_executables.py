@@ -207,9 +207,10 @@ def test_every_called_program_is_installed_by_the_role_or_on_a_minimal_host(prog
         f"and a minimal Debian does not have: add it to __lernmanager_packages (roles/lernmanager/vars/main.yml)")
 
 
-def test_role_owned_programs_are_the_venv_and_the_backup_script():
+def test_role_owned_programs_are_the_venv_and_the_host_scripts():
     # Programs given as a Jinja expression must be what the role itself puts on the host.
     templated = {program for program, _ in CALLED if program.startswith("{{")}
     # The jobs' command is the inventory's: a program of the release's venv, or an absolute path it names.
     jobs = "{{ __lernmanager_job_exec | replace('%', '%%') | replace('$', '$$') }}"
-    assert templated <= {"{{ __lernmanager_venv }}/bin/python", "{{ __lernmanager_backup_script }}", jobs}, templated
+    assert templated <= {"{{ __lernmanager_venv }}/bin/python", "{{ __lernmanager_backup_script }}",
+                         "{{ __lernmanager_notify_script }}", jobs}, templated

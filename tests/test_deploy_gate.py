@@ -137,14 +137,7 @@ def test_a_record_that_is_not_roots_own_is_no_record(tmp_path):
 
 
 def test_missing_packages_are_named_by_this_machines_dpkg(tmp_path):
-    module = state()
-
-    class Runner:
-        def run_command(self, argv):
-            run = subprocess.run(argv, capture_output=True, text=True, check=False)
-            return run.returncode, run.stdout, run.stderr
-
-    assert module.missing_packages(Runner(), ["dpkg", "lm-no-such-package", "coreutils"]) == ["lm-no-such-package"]
+    assert state().missing_packages(["dpkg", "lm-no-such-package", "coreutils"]) == ["lm-no-such-package"]
 
 
 @pytest.fixture(scope="module")
@@ -219,13 +212,12 @@ def test_the_collection_code_is_this_checkout():
     assert pathlib.Path(gate().COLLECTION).resolve() == REPO.resolve()
 
 
-def test_units_systemctl_cannot_name_are_none_of_them_active():
-    class Refusing:
-        """systemctl's answer to a list with a name it cannot parse: an error, no states."""
-        def run_command(self, argv):
-            return 1, "", "Invalid unit name"
-
-    assert state().inactive_units(Refusing(), ["nginx.service", "bad name"]) == {"nginx.service": "unknown", "bad name": "unknown"}
+def test_units_systemctl_cannot_name_are_none_of_them_active(monkeypatch):
+    inactive_units = state().inactive_units  # module_utils/deploy_record.py's
+    # systemctl's answer to a list with a name it cannot parse: an error, no states.
+    monkeypatch.setattr(inactive_units.__globals__["subprocess"], "run",
+                        lambda argv, **_: subprocess.CompletedProcess(argv, 1, "", "Invalid unit name"))
+    assert inactive_units(["nginx.service", "bad name"]) == {"nginx.service": "unknown", "bad name": "unknown"}
 
 
 def test_a_variable_naming_a_controller_file_brings_its_content(tmp_path):

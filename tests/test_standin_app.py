@@ -329,8 +329,15 @@ def test_flask_auto_attendance_runs_and_records_its_run(tmp_path):
 def test_weekly_reports_land_in_instance_reports_beside_the_code(tmp_path):
     app_dir = build("v1", tmp_path / "v1")
     app_json(app_dir, "import app, json; app.init_app(); print(json.dumps(None))")
-    result = subprocess.run([sys.executable, "generate_weekly_reports.py"], cwd=app_dir, env=app_env(app_dir),
-                            capture_output=True, text=True, timeout=60)
+    def weekly_reports():
+        return subprocess.run([sys.executable, "generate_weekly_reports.py"], cwd=app_dir, env=app_env(app_dir),
+                              capture_output=True, text=True, timeout=60)
+    # As upstream's: no classes yet, no report, exit status 1 (the role's ok_output tells it apart).
+    empty = weekly_reports()
+    assert (empty.returncode, empty.stdout) == (1, "No classes found.\n")
+    with sqlite3.connect(app_dir / "data" / "mbi_tracker.db") as db:
+        db.execute("INSERT INTO classes (name) VALUES ('7a')")
+    result = weekly_reports()
     assert result.returncode == 0, result.stderr
     (report,) = (app_dir / "instance" / "reports").iterdir()
     assert report.name.startswith("wochenbericht-") and report.read_bytes().startswith(b"%PDF-")

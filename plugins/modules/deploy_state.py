@@ -108,7 +108,6 @@ keyed:
   returned: state is read
 """
 
-import glob
 import hashlib
 import hmac
 import json
@@ -118,54 +117,14 @@ import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lernmanager.deploy.plugins.module_utils.deploy_record import (
+    expand, inactive_units, key_path, missing_packages, read_record)
 
 GIT_TIMEOUT = 30
 
 
-def describe(path):
-    """A path's descriptor: what a deploy sets (type, mode, owner, content or link target)."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    owner = f"{stat.S_IMODE(info.st_mode):o}:{info.st_uid}:{info.st_gid}"
-    if stat.S_ISLNK(info.st_mode):
-        return "link " + os.readlink(path)
-    if stat.S_ISDIR(info.st_mode):
-        return "dir " + owner
-    if not stat.S_ISREG(info.st_mode):
-        return "other " + owner
-    digest = hashlib.sha256()
-    handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(handle, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"file {owner} {digest.hexdigest()}"
-
-
-def expand(patterns, record_path):
-    """The paths the patterns name now: a glob's matches, a `dir/` pattern's whole tree (no links followed)."""
-    found = set()
-    for pattern in patterns:
-        if pattern.endswith("/"):
-            top = pattern.rstrip("/")
-            if os.path.isdir(top) and not os.path.islink(top):
-                found.add(top)
-                for root, dirs, files in os.walk(top):
-                    found.update(os.path.join(root, name) for name in dirs + files)
-        else:
-            found.update(glob.glob(pattern))
-    found.discard(record_path)
-    found.discard(key_path(record_path))
-    return {path: describe(path) for path in sorted(found)}
-
-
 KEY_BYTES = 32
 KEYED = ("inputs", "setup")
-
-
-def key_path(record_path):
-    return record_path + ".key"
 
 
 def read_key(record_path):
@@ -200,21 +159,6 @@ def keyed(key, fingerprint):
     return out
 
 
-def read_record(path):
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(handle, encoding="utf-8") as stream:
-        info = os.fstat(stream.fileno())
-        if info.st_uid != 0 or info.st_mode & 0o022:
-            return None  # not root's own record: trust none of it
-        try:
-            return json.load(stream)
-        except ValueError:
-            return None
-
-
 def write_replacing(path, data):
     """Root's 0600 file at path, written beside it and renamed over it: never half-written."""
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
@@ -226,25 +170,6 @@ def write_replacing(path, data):
     except BaseException:
         os.unlink(temporary)
         raise
-
-
-def missing_packages(module, packages):
-    if not packages:
-        return []
-    # One dpkg-query for all; a package dpkg never heard of is not in its output at all.
-    out = module.run_command(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n"] + packages)[1]
-    installed = {line.split()[0].split(":")[0] for line in out.splitlines() if line.split()[1:2] == ["ii"]}
-    return [name for name in packages if name not in installed]
-
-
-def inactive_units(module, units):
-    if not units:
-        return {}
-    states = module.run_command(["systemctl", "is-active"] + units)[1].split()
-    if len(states) != len(units):
-        # systemctl refused the list (a unit name it cannot parse): none of them can be told active.
-        return {unit: "unknown" for unit in units}
-    return {unit: state for unit, state in zip(units, states) if state != "active"}
 
 
 def remote_commit(repo, version):
@@ -284,8 +209,8 @@ def main():
     key = read_key(params["path"])
     if params["state"] == "read":
         module.exit_json(changed=False, stored=read_record(params["path"]), files=files,
-                         packages_missing=missing_packages(module, params["packages"]),
-                         units_inactive=inactive_units(module, params["units"]),
+                         packages_missing=missing_packages(params["packages"]),
+                         units_inactive=inactive_units(params["units"]),
                          git_commit=remote_commit(params["git_repo"], params["git_version"]),
                          keyed=keyed(key, params["fingerprint"]) if key else None)
     if key is None:

@@ -14,10 +14,11 @@ import time
 import pytest
 import testinfra
 
-from lm_testlib import DEFAULT_LIVE, ROOT, converge, recap_changed, scenario_hosts
+from lm_testlib import DEFAULT_LIVE, ROOT, converge, recap_changed, run_module_on_host, scenario_hosts
 
 GATED = dict(DEFAULT_LIVE, lernmanager_full_run=False)
 SITE = "/etc/nginx/sites-available/lernmanager"
+ENV_FILE = "/etc/lernmanager/lernmanager.env"
 TIMER = "lernmanager-backup.timer"
 HOSTS = scenario_hosts()
 # The lock, the validation, the gate and the summary (~45): a run that takes every step reaches ~200.
@@ -50,10 +51,14 @@ def runs():
     first, second = HOSTS[0], HOSTS[-1]
     results = {"settle": timed_converge(GATED), "noop": timed_converge(GATED)}
     results["site_before"] = on(first).file(SITE).content_string
-    on(first).run_expect([0], f"echo '# edited by hand' >> {SITE}")
+    on(first).run_expect([0], f"echo '# edited by hand' >> {SITE} && chmod 0644 {ENV_FILE}")
     on(second).run_expect([0], f"systemctl stop {TIMER}")
+    # What status (and the daily self-check) says of it, with the options the role gave the self-check.
+    results["status"] = {name: run_module_on_host("host_status", json.loads(
+        on(name).file("/etc/lernmanager/notify.json").content_string)["check"], on=name) for name in (first, second)}
     results["drift"] = timed_converge(dict(GATED, lernmanager_apt_cache_valid_time=7201))
     results["site_after"] = on(first).file(SITE).content_string
+    results["env_mode_after"] = on(first).file(ENV_FILE).mode
     results["timer_after"] = on(second).run(f"systemctl is-active {TIMER}").stdout.strip()
     print("deploy gate, both hosts in parallel: " + ", ".join(
         f"{name} {results[name][1]:.1f} s" for name in ("settle", "noop", "drift")))
@@ -79,6 +84,15 @@ def test_a_hand_edit_a_stopped_unit_or_a_changed_variable_runs_every_step(runs):
     assert runs["timer_after"] == "active"
     for name in HOSTS:
         assert reached(output, name) > 100, "every step ran"
+
+
+def test_status_names_each_difference_by_path_and_what_differs(runs):
+    first, second = HOSTS[0], HOSTS[-1]
+    assert runs["status"][first]["drift"] == [f"{ENV_FILE}: mode 640 -> 644", f"{SITE}: content"]
+    assert runs["status"][second]["drift"] == [f"unit {TIMER} is inactive"]
+    (problem,) = [p for p in runs["status"][first]["problems"] if "differ from the last complete deploy" in p]
+    assert "edited by hand" not in problem, "never a file's content"
+    assert runs["env_mode_after"] == 0o640, "the deploy put the mode back"
 
 
 def test_the_record_is_roots_and_watches_every_place_the_deploy_writes(host):

@@ -48,7 +48,8 @@ def test_status_says_in_one_line_what_serves_and_how_it_is_doing(host, name):
     line = status_lines(run.stdout)[name]
     previous = host.check_output(f"readlink {ROOT}/previous").rsplit("/", 1)[-1]
     expected = (rf"{name}\s+ok\s+live {re.escape(release_of(host))} \(\d+ (s|min|h)\), previous {re.escape(previous)}, "
-                r"/login 200, (\d+ MiB|memory \?), \d+ restarts, backup \d+ (s|min) ago, free / \d+ %")
+                r"/login 200, (\d+ MiB|memory \?), \d+ restarts, backup \d+ (s|min) ago, free / \d+ %, "
+                r"memory \d+ % available, no drift, self-check \d+ (s|min) ago: (ok|1 problem)")
     assert re.match(expected, line), line
     # A freshly deployed, backed-up host needs nothing but a look at the link the side effect
     # planted in data/ as the app's account.
@@ -69,7 +70,9 @@ def test_status_in_check_mode_with_strict_fails_each_host_with_a_warning(host, n
     assert run.returncode == 2, run.stdout[-3000:]
     assert recap_changed(run.stdout)[name] == 0
     line = status_lines(run.stdout)[name]
-    assert re.match(rf"{name}\s+failed\s+live \S+ .* WARNING \(2\): {re.escape(PLANTED)}; /, {ROOT}/shared/data: "
-                    r"\d+ % free \(\d+ MiB; less than 101 %\)", line), line
+    # The memory's threshold is the disks' (lernmanager_status_min_free_percent).
+    assert re.match(rf"{name}\s+failed\s+live \S+ .* WARNING \(3\): {re.escape(PLANTED)}; /, {ROOT}/shared/data: "
+                    r"\d+ % free \(\d+ MiB; less than 101 %\); memory: \d+ % available \(\d+ of \d+ MiB; less than 101 %\)",
+                    line), line
     # (Molecule's environment sends failures to stderr.)
     assert f"{name} needs an admin: {PLANTED}; /, {ROOT}/shared/data: " in run.stdout + run.stderr

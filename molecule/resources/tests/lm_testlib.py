@@ -280,10 +280,10 @@ def stop_unit(host, unit):
     host.run("systemctl stop %s; rm -f /etc/systemd/system/%s.service; systemctl daemon-reload", unit, unit)
 
 
-def run_module_on_host(name, args, check=False):
-    """A module of the collection on the scenario's first host (`ansible -m`, as root): its result
-    as a dict, `_failed` saying whether the task failed."""
-    cmd = ["ansible", "-i", inventory(), scenario_hosts()[0], "-m", f"lernmanager.deploy.{name}", "-a", json.dumps(args)]
+def run_module_on_host(name, args, check=False, on=None):
+    """A module of the collection on the scenario's host ON, the first by default (`ansible -m`, as
+    root): its result as a dict, `_failed` saying whether the task failed."""
+    cmd = ["ansible", "-i", inventory(), on or scenario_hosts()[0], "-m", f"lernmanager.deploy.{name}", "-a", json.dumps(args)]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     result = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env, timeout=600)
     head, _, body = result.stdout.partition(" => ")

@@ -15,8 +15,8 @@ runs `run`). The role installs this file as /usr/local/sbin/lernmanager-backup, 
 
 Settings, restic's environment among them (repository, password file, credentials), come from
 /etc/lernmanager/backup/config.json, written by the role. The role installs the collection's
-own module_utils beside this script, so the scheduled backup and the modules share one way of
-acting as the service user and one backup set.
+own module_utils inside this script (bundled_module_utils.py), so the scheduled backup and the
+modules share one way of acting as the service user and one backup set.
 """
 
 import hashlib
@@ -26,37 +26,12 @@ import signal
 import subprocess
 import sys
 import time
-import types
+
+from ansible_collections.lernmanager.deploy.plugins.module_utils import restic
+from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import SET_NAME, read_root_file, write_set
+from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 
 CONFIG = os.environ.get("LERNMANAGER_BACKUP_CONFIG", "/etc/lernmanager/backup/config.json")
-PACKAGE = "ansible_collections.lernmanager.deploy.plugins.module_utils"
-BUNDLED = ("service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set")  # each after what it imports
-
-
-def load_module_utils(sources):
-    """The collection's module_utils under their own names, from {name: source}: the role writes
-    them into the installed script as MODULE_UTILS (one file on the host, as Ansible ships them
-    inside each module's payload)."""
-    parts = PACKAGE.split(".")
-    for end in range(1, len(parts) + 1):
-        package = types.ModuleType(".".join(parts[:end]))
-        package.__path__ = []
-        sys.modules.setdefault(package.__name__, package)
-    for name in BUNDLED:
-        module = types.ModuleType(f"{PACKAGE}.{name}")
-        sys.modules[module.__name__] = module
-        exec(compile(sources[name], f"{sys.argv[0]}:{name}", "exec"), module.__dict__)  # pylint: disable=exec-used
-
-
-if __name__ == "__main__":
-    load_module_utils(globals()["MODULE_UTILS"])
-
-# pylint: disable=wrong-import-position
-from ansible_collections.lernmanager.deploy.plugins.module_utils import restic  # noqa: E402
-from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import (  # noqa: E402
-    SET_NAME, read_root_file, write_set)
-from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import (  # noqa: E402
-    LernmanagerError, ServiceUser)
 
 
 def log(message):
