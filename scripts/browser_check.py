@@ -184,7 +184,8 @@ def log_in(browser, url, username, password):
     browser.type(user_field, username)
     browser.type(password_field, password)
     browser.click(browser.find("form button[type=submit], form input[type=submit]"))
-    if not browser.wait("return !location.pathname.startsWith('/login') && document.readyState === 'complete'"):
+    # Off /login: the next page; page_problems waits for it to be complete.
+    if not browser.wait("return !location.pathname.startsWith('/login')"):
         names = sorted(cookie["name"] for cookie in browser.cookies())
         problems.append(f"still on {browser.url()} after logging in (cookies kept: {names or 'none'})")
         return problems

@@ -4,6 +4,7 @@ those render, the handlers when they notify any, and the role's vars and default
 followed to the end. A read inside a branch the entry point never takes still counts: the
 argument specs say what an entry point may read (tests/test_entry_points.py)."""
 
+import functools
 import re
 
 import yaml
@@ -46,19 +47,25 @@ def files_read(entry):
     return seen
 
 
-def reads(entry):
-    """The options ENTRY reads, whichever entry point's spec describes them."""
-    definitions = {}
+@functools.lru_cache(maxsize=None)
+def definitions():
+    """{variable: its value as YAML text} of the role's defaults and vars, read once."""
+    found = {}
     for where in ("defaults", "vars"):
         for name, value in load_yaml(ROLE / where / "main.yml").items():
-            definitions[name] = yaml.safe_dump(value)
+            found[name] = yaml.safe_dump(value)
+    return found
+
+
+def reads(entry):
+    """The options ENTRY reads, whichever entry point's spec describes them."""
     todo = [name for path in files_read(entry) for name in NAME.findall(path.read_text(encoding="utf-8"))]
     named = set()
     while todo:
         name = todo.pop()
         if name not in named:
             named.add(name)
-            todo += NAME.findall(definitions.get(name, ""))
+            todo += NAME.findall(definitions().get(name, ""))
     return named & set(options())
 
 

@@ -38,6 +38,8 @@ BAD_INPUTS = [
     ("env-sets-secret-key", {"lernmanager_env": {"SECRET_KEY": "x"}}, "lernmanager_secret_key"),
     ("env-bad-key", {"lernmanager_env": {"SCHOOL NAME": "x"}}, "lernmanager_env"),
     ("short-secret", {"lernmanager_secret_key": "tooshort"}, "lernmanager_secret_key"),
+    ("ping-url-without-scheme", {"lernmanager_ping_url": "hc-ping.com/3f2a"}, "lernmanager_ping_url"),
+    ("journal-retention-in-words", {"lernmanager_journal_retention": "a month"}, "lernmanager_journal_retention"),
     ("short-admin-password", {"lernmanager_admin_password": "admin123"}, "lernmanager_admin_password"),
     ("require-not-bool", {"lernmanager_require_admin_password": "sometimes"}, "lernmanager_require_admin_password"),
     ("relative-root", {"lernmanager_root": "opt/lm"}, "lernmanager_root"),

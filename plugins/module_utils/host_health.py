@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.parse
@@ -121,6 +122,16 @@ def memory():
             "available_percent": round(100 * available / total) if total else 100}
 
 
+def journal():
+    """The space the host's journal takes (journalctl --disk-usage), in MiB; None when it cannot tell."""
+    result = subprocess.run(["journalctl", "--disk-usage"], capture_output=True, text=True, check=False)
+    # "Archived and active journals take up 24.0M in the file system."
+    found = re.search(r"take up ([0-9.]+)([BKMGT])", result.stdout)
+    if not found:
+        return None
+    return round(float(found.group(1)) * 1024 ** "BKMGT".index(found.group(2)) / (1 << 20))
+
+
 def pending_reboot(path=REBOOT_REQUIRED):
     try:
         since = int(os.stat(path).st_mtime)
@@ -153,7 +164,7 @@ def collect(params):
     root = params["root"]
     status = {"live": read_live(root), "previous": link_name(os.path.join(root, "previous")),
               "health": health(params["health_url"]), "service": service(params["service"]),
-              "disks": disks(params["disks"]), "memory": memory(), "reboot": pending_reboot(),
+              "disks": disks(params["disks"]), "memory": memory(), "journal_mib": journal(), "reboot": pending_reboot(),
               "planted": planted_in(os.path.join(root, "shared", "data"))}
     if params.get("backup_settings"):
         status["backup"] = newest_backup(params["backup_settings"])
@@ -260,6 +271,8 @@ def one_line(status):
     parts.append("free " + ", ".join(f"{d['paths'][0]} {d['free_percent']} %" for d in status["disks"]))
     if status.get("memory"):
         parts.append(f"memory {status['memory']['available_percent']} % available")
+    if status.get("journal_mib") is not None:
+        parts.append(f"logs {status['journal_mib']} MiB")
     if "drift" in status:
         drift = status["drift"]
         parts.append("drift ?" if drift is None else f"drift {len(drift)}" if drift else "no drift")

@@ -151,6 +151,10 @@ memory:
   description: The host's C(total_mib), C(available_mib) and C(available_percent) (C(MemAvailable) of C(/proc/meminfo)).
   type: dict
   returned: always
+journal_mib:
+  description: The space the host's journal takes (C(journalctl --disk-usage)), in MiB; null when it cannot tell.
+  type: int
+  returned: always
 reboot:
   description: C(pending) (C(/run/reboot-required) exists), C(since) (UTC) and C(age_seconds) when it does.
   type: dict

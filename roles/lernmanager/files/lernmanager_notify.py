@@ -108,10 +108,9 @@ def self_check(settings):
     """(problems as an alert may tell them, the status line): host_health's reading."""
     # Imported here: ping and fail need nothing but the standard library (and run without the bundle).
     from ansible_collections.lernmanager.deploy.plugins.module_utils import host_health  # pylint: disable=import-outside-toplevel
-    params = settings["check"]
+    # Without the notify state: the check's own last verdict and failed sends are no reason to fail it again.
+    params = dict(settings["check"], notify_state="")
     status = host_health.collect(params)
-    # The check's own last verdict and failed sends are not a reason to fail it again.
-    status.pop("alerts", None)
     status["problems"] = host_health.judge(status, params, details=False)
     return status["problems"], host_health.one_line(status)
 
@@ -126,19 +125,19 @@ def main(argv, environ):
     except (OSError, ValueError) as error:
         print(f"lernmanager-notify: no settings in {CONFIG} ({error}): nothing sent", file=sys.stderr)
         return 0
-    problems = None
-    if argv[1] == "check":
+    action, problems = argv[1], None
+    if action == "check":
         problems, line = self_check(settings)
         print(f"lernmanager-notify: {line}")
         action = "fail" if problems else "ping"
         outcomes = notify(action, settings, dict(environ, MONITOR_UNIT=f"{settings.get('instance', '')}-self-check"),
                           reason="; ".join(problems), line=line)
     else:
-        outcomes = notify(argv[1], settings, environ)
+        outcomes = notify(action, settings, environ)
     for what, error in outcomes:
         print(f"lernmanager-notify: {what}: {'sent' if error is None else 'NOT sent: ' + error}")
     if outcomes or problems is not None:
-        record(STATE, action if argv[1] == "check" else argv[1], outcomes, problems)
+        record(STATE, action, outcomes, problems)
     # The self-check's unit fails with what it found (systemctl and status show it); a send never does.
     return 1 if problems else 0
 
