@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 
 import pytest
+import yaml
 
 from helpers import REPO, load_plugin
 
@@ -76,6 +77,8 @@ user = service_user.ServiceUser(args.pop("user"))
 try:
     if sys.argv[2] == "write":
         summary = backup_set.write_set(sys.stdout.buffer, user, **args)
+    elif sys.argv[2] == "drill":
+        summary = backup_set.drill_set(sys.stdin.buffer, user, **args)
     else:
         summary = backup_set.restore_set(sys.stdin.buffer, user, **args)
 except service_user.LernmanagerError as error:
@@ -112,7 +115,7 @@ def test_the_set_holds_everything_in_order(host):
     assert names[:4] == ["set.json", "data/check.json", "data/mbi_tracker.db", "data/migrations_done.txt"], \
         "the database snapshot comes first"
     assert names.index("live.json") < names.index("instance/uploads")
-    assert json.loads(found["set.json"][1])["release"] == "abc123"
+    assert json.loads(found["set.json"][1])["release"] == "abc123" and json.loads(found["set.json"][1])["format"] == 2
     assert found["config/secret_key"][1] == b"s3cret"
     assert found["data/migrations_done.txt"][1] == b"migrate_001.py\n"
     assert found["instance/uploads/class-7a/drawing.png"][1] == bytes(range(256)) * 40
@@ -258,7 +261,8 @@ def test_sftp_repositories_use_the_roles_ssh_settings(repository, command):
 def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
     """As the role installs it (tasks/steps/host/backups.yml): one file, the module_utils inside, run
     by the system's Python in isolated mode, with no collection on its path."""
-    names = ["service_user", "restic", "app_runtime", "planted", "snapshot", "backup_set"]
+    steps = yaml.safe_load((REPO / "roles" / "lernmanager" / "tasks" / "steps" / "host" / "backups.yml").read_text())
+    (names,) = [step["vars"]["__names"] for step in steps if "__names" in step.get("vars", {})]
     bundle = {name: (REPO / "plugins" / "module_utils" / f"{name}.py").read_text() for name in names}
     script = tmp_path / "lernmanager-backup"
     files = REPO / "roles" / "lernmanager" / "files"
@@ -270,7 +274,7 @@ def test_the_installed_script_runs_with_its_module_utils_inside(tmp_path):
     result = subprocess.run([str(script), "no-such-command"], capture_output=True, text=True, check=False,
                             env={"LERNMANAGER_BACKUP_CONFIG": str(config), "PATH": "/usr/bin:/bin"})
     assert (result.returncode, result.stderr.strip()) == (
-        1, "lernmanager-backup: unknown command 'no-such-command': run, run-and-check, init, latest, on-failure or restic"), result.stderr
+        1, "lernmanager-backup: unknown command 'no-such-command': run, run-and-check, drill, care, init, latest, on-failure or restic"), result.stderr
 
 
 
@@ -380,9 +384,120 @@ HEADER = ("set.json", json.dumps({"format": 1, "host": "x", "database": "mbi_tra
     ([HEADER, ("config/../../etc/shadow", b"x")], "refused member"),
     ([HEADER, ("data/mbi_tracker.db", b"not a database")], "integrity_check|file is not a database"),
     ([HEADER], "holds no database"),
-], ids=["no-header", "path-out", "not-a-database", "no-database"])
+    ([("set.json", json.dumps({"format": 3, "host": "x", "database": "mbi_tracker.db"}).encode())],
+     "a set of format 3; this role reads 1 and 2"),
+], ids=["no-header", "path-out", "not-a-database", "no-database", "a-newer-format"])
 def test_a_crafted_set_changes_nothing(fresh_host, members, error):
     before = tree(fresh_host)
     with pytest.raises(RuntimeError, match=error):
         restore(fresh_host, crafted_set(*members))
     assert tree(fresh_host) == before
+
+
+# --- the restore drill ----------------------------------------------------------------------------
+
+def drill(top, stream):
+    return run_set("drill", {"user": USER, "data_dir": str(top / "data")}, stream)[0]
+
+
+def rewritten(stream, change):
+    """The set with each member's bytes passed through change(name, data): None leaves it out."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(stream)) as source, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for member in source:
+            data = source.extractfile(member).read() if member.isfile() else None
+            if data is not None:
+                data = change(member.name, data)
+                if data is None:
+                    continue
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def one_row_fewer(name, data):
+    if name != "data/mbi_tracker.db":
+        return data
+    with tempfile.NamedTemporaryFile(suffix=".db") as copy:
+        copy.write(data)
+        copy.flush()
+        db = sqlite3.connect(copy.name)
+        db.execute("DELETE FROM pupils WHERE id = 7")
+        db.commit()
+        db.close()
+        return pathlib.Path(copy.name).read_bytes()
+
+
+def test_a_whole_set_passes_the_drill_and_leaves_no_copy(host):
+    top, _ = host
+    summary, stream = write(top)
+    before = sorted(os.listdir(top / "data"))
+    verdict = drill(top, stream)
+    assert verdict["problems"] == [], verdict
+    assert (verdict["tables"], verdict["rows"], verdict["files"]) == (1, 300, summary["files"])
+    assert verdict["compared"] == {"rows": True, "files": True}
+    assert sorted(os.listdir(top / "data")) == before, "the scratch copy is gone"
+
+
+@pytest.mark.parametrize("change, problem", [
+    (one_row_fewer, "the rows of 1 tables differ from what the set recorded: pupils 300 -> 299"),
+    (lambda name, data: None if name == "instance/reports/week.pdf" else data, "the set recorded 3 files"),
+    (lambda name, data: b"x" * 4096 if name == "data/mbi_tracker.db" else data, "fails integrity_check: file is not a database"),
+    (lambda name, data: None if name == "data/mbi_tracker.db" else data, "holds no database"),
+], ids=["a-row-less", "a-file-less", "not-a-database", "no-database"])
+def test_a_set_changed_after_it_was_made_fails_the_drill(host, change, problem):
+    top, _ = host
+    _, stream = write(top)
+    verdict = drill(top, rewritten(stream, change))
+    assert len(verdict["problems"]) == 1 and problem in verdict["problems"][0], verdict
+
+
+# --- the database care ----------------------------------------------------------------------------
+
+CARE_RUNNER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.lernmanager.deploy.plugins.module_utils import database_care, service_user
+user, database = service_user.ServiceUser(sys.argv[2]), sys.argv[3]
+before = user.run(database_care.pages, database)
+result = user.run(database_care.care, database, database_care.should_vacuum(before, 1 << 40))
+print(json.dumps({"before": before, "care": result, "after": user.run(database_care.pages, database),
+                  "vacuum_on_a_full_disk": database_care.should_vacuum(before, before["bytes"])}))
+"""
+
+
+def test_the_care_vacuums_a_database_with_free_pages_and_truncates_its_wal(host):
+    top, db = host
+    db.execute("CREATE TABLE filler (b BLOB)")
+    db.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(4096),) for _ in range(500)])
+    db.commit()
+    db.execute("DROP TABLE filler")
+    db.commit()
+    # The app's connection stays open (and never checkpoints): the WAL holds the filler's pages.
+    database = top / "data" / "mbi_tracker.db"
+    result = subprocess.run([sys.executable, "-c", CARE_RUNNER, str(REPO / "collections"), USER, str(database)],
+                            capture_output=True, check=True, text=True)
+    found = json.loads(result.stdout)
+    before, after, care = found["before"], found["after"], found["care"]
+    assert before["free_pages"] > 0.5 * before["pages"] and before["wal_bytes"] > 0, found
+    assert care == {"quick_check": "ok", "vacuumed": True, "checkpoint": {"busy": False, "wal_frames": 0}}, found
+    assert after["free_pages"] == 0 and after["wal_bytes"] == 0 and after["bytes"] < before["bytes"] / 4, found
+    assert not found["vacuum_on_a_full_disk"], "no VACUUM without twice the database free on the disk"
+    assert rows(database) == [(i, f"pupil {i - 1}") for i in range(1, 301)]
+
+
+def test_root_takes_only_numbers_and_short_verdicts_from_the_service_users_answers():
+    backup_set = load_plugin("plugins/module_utils/backup_set.py")
+    care = load_plugin("plugins/module_utils/database_care.py")
+    assert backup_set.counted({"integrity": "ok", "rows": {"pupils": 300}}) == {"integrity": "ok", "rows": {"pupils": 300}}
+    for hostile in ({"integrity": "ok", "rows": {"pupils": "300; rm -rf"}}, {"integrity": "ok", "rows": ["pupils"]}, {}):
+        assert backup_set.counted(hostile) == {"integrity": "the copy's check did not answer in numbers", "rows": {}}
+    assert len(backup_set.counted({"integrity": "x" * 10000, "rows": {"y" * 1000: 1}})["integrity"]) == 200
+    assert care.taken({"bytes": 8192, "pages": 2, "free_pages": 1, "wal_bytes": 0, "extra": "dropped"}) == {
+        "bytes": 8192, "pages": 2, "free_pages": 1, "wal_bytes": 0}
+    assert care.taken({"quick_check": "ok", "vacuumed": "yes", "checkpoint": {"busy": 0, "wal_frames": 3}}) == {
+        "quick_check": "ok", "vacuumed": False, "checkpoint": {"busy": False, "wal_frames": 3}}
+    for hostile in ({"bytes": "1e9", "pages": 1, "free_pages": 0, "wal_bytes": 0}, {"pages": 1}, ["bytes"],
+                    {"quick_check": "ok", "vacuumed": True, "checkpoint": {"busy": False, "wal_frames": None}}):
+        with pytest.raises(ValueError, match="the database's account answered"):
+            care.taken(hostile)

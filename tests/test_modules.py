@@ -604,6 +604,26 @@ def test_host_health_judges_memory_a_pending_reboot_and_alerts_that_did_not_go_o
     assert health.judge(unsent, limits) == [f"the last alert could not be sent ({health.utc_iso(now - 60)}: webhook: HTTP 500)"]
     since_sent = {**base, "alerts": {"check": None, "last_failed": failed, "last": {**failed, "time": now, "errors": {}}}}
     assert health.judge(since_sent, limits) == [], "one that got through since: the way is open again"
+    passed = {"time": now - 7200, "snapshot": "1a2b3c4d", "ok": True, "problems": []}
+    assert health.judge({**base, "drill": passed}, limits) == []
+    assert "drill 2 h ago: ok" in health.one_line({**base, "previous": None, "drill": passed, "problems": []})
+    lost = "the set could not be read back: restic dump failed: Fatal: load pack 9f8e at rest:https://u:secret@box/"
+    failed_drill = {**passed, "ok": False, "problems": [lost]}
+    when = health.utc_iso(now - 7200)
+    assert health.judge({**base, "drill": failed_drill}, limits) == [f"the restore drill of {when} failed (set 1a2b3c4d): {lost}"]
+    care = {"time": now - 3 * 86400, "ok": True, "vacuumed": False, "quick_check": "ok",
+            "before": {"bytes": 14 << 20, "pages": 3584, "free_pages": 72, "wal_bytes": 0}}
+    database = {"bytes": 14 << 20, "wal_bytes": 1 << 20, "care": care}
+    assert health.judge({**base, "database": database}, limits) == []
+    assert "database 14 MiB + WAL 1 MiB, care 3 d ago: ok (2 % free pages before)" in health.one_line(
+        {**base, "previous": None, "database": database, "problems": []})
+    damaged = {**database, "care": {**care, "ok": False, "quick_check": "*** in database main *** Page 7: btreeInitPage() returns error code 11"}}
+    assert health.judge({**base, "database": damaged}, limits, details=False) == [
+        f"the database care of {health.utc_iso(now - 3 * 86400)} found the database damaged (quick_check: not ok): "
+        "restore the newest good set"]
+    for_alert = health.judge({**base, "drill": failed_drill}, limits, details=False)
+    assert for_alert == [f"the restore drill of {when} failed (set 1a2b3c4d): the set would not restore as it was made "
+                         "(journalctl -u '*-restore-drill' tells why)"], "no repository address leaves the host"
 
 
 def test_an_alert_names_no_planted_file_and_no_repository_error():

@@ -159,9 +159,28 @@ def test_an_instance_runs_from_its_own_socket_root_and_settings():
         "/opt/lernmanager/venvs/v", "")], lines
     socket = render("lernmanager.socket.j2", lernmanager_instance="gs-sued", lernmanager_listen_port=8082)
     assert "ListenStream=127.0.0.1:8082" in socket.splitlines()
-    backup = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued").splitlines()
+    backup = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued", backup_action="run").splitlines()
     assert "Environment=LERNMANAGER_BACKUP_CONFIG=/etc/gs-sued/backup/config.json" in backup
     assert "StateDirectory=gs-sued-backup" in backup and "CacheDirectory=gs-sued-backup" in backup
+
+
+def test_the_restore_drill_runs_in_the_backups_sandbox_and_state_and_alerts_only_on_failure():
+    backup = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued", backup_action="run").splitlines()
+    drill = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued", backup_action="drill").splitlines()
+    assert "ExecStart=/usr/local/sbin/lernmanager-backup drill" in drill
+    assert "OnFailure=gs-sued-alert@%n.service" in drill and not [line for line in drill if line.startswith("OnSuccess=")]
+    assert not [line for line in drill if line.startswith("ExecStopPost=")], "lernmanager_backup_on_failure is the backup's"
+    sandbox = [line for line in backup if line.split("=")[0] in ("StateDirectory", "ProtectSystem", "ReadWritePaths",
+                                                                  "CapabilityBoundingSet", "MemoryMax")]
+    assert len(sandbox) == 5 and all(line in drill for line in sandbox), (sandbox, drill)
+    assert "CPUSchedulingPolicy=idle" in backup and "CPUSchedulingPolicy=idle" in drill
+    timer = render("lernmanager-backup.timer.j2", scheduled={"action": "drill", "schedule": "Sun *-*-* 05:00:00",
+                                                              "spread": "1h"}).splitlines()
+    assert "OnCalendar=Sun *-*-* 05:00:00" in timer and "RandomizedDelaySec=1h" in timer and "Persistent=true" in timer
+    assert "Description=Weekly restore drill of Lernmanager lernmanager" in timer
+    care = render("lernmanager-backup.service.j2", lernmanager_instance="gs-sued", backup_action="care").splitlines()
+    assert "ExecStart=/usr/local/sbin/lernmanager-backup care" in care and all(line in care for line in sandbox)
+    assert "CPUSchedulingPolicy=batch" in care and "Nice=10" in care, "the holder of the write lock is not starved"
 
 
 def test_unit_denies_link_local_addresses_unless_allowed():
@@ -498,7 +517,7 @@ def test_a_job_runs_like_the_app_in_its_sandbox():
 @pytest.mark.parametrize("unit", ["lernmanager.service.j2", "lernmanager.socket.j2", "lernmanager-backup.service.j2",
                                   "lernmanager-job.service.j2"])
 def test_every_unit_of_the_app_waits_for_its_data_volume(unit):
-    variables = {**UNIT_VARS, "job": JOB, "__lernmanager_job_exec": "/bin/true"}
+    variables = {**UNIT_VARS, "job": JOB, "__lernmanager_job_exec": "/bin/true", "backup_action": "run"}
     assert "Mount" not in render(unit, **variables)
     text = render(unit, lernmanager_requires_mounts=["/opt/lernmanager", "/srv/keys"], **variables)
     assert "\nRequiresMountsFor=/opt/lernmanager /srv/keys\n" in text

@@ -14,6 +14,8 @@ snapshot names is in the set):
   live.json                 which release served, and which one before it
   instance/uploads/...      pupils' and teachers' files
   instance/reports/...      the generated PDF reports
+  end.json                  how many files and bytes the instance parts hold (sets made since
+                            the restore drill: it tells a set that ends early from a whole one)
 In each instance part, its directories come first, then its files oldest first (by their whole
 seconds, then name): files are written once, so a day's new ones come at the end of the stream,
 and restic's chunks of all the older ones stay as they were. In name order, each new upload among
@@ -37,10 +39,13 @@ import tempfile
 
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, empty_directory
 from ansible_collections.lernmanager.deploy.plugins.module_utils.snapshot import (
-    CHECK_MEMBER, DATABASE_MEMBER, RECORD_LEFT_OUT, RECORD_MEMBER, drain, export, feed_file, import_stream, integrity_of_stream,
-    tar_add_bytes, write_replacing)
+    CHECK_MEMBER, DATABASE_MEMBER, RECORD_LEFT_OUT, RECORD_MEMBER, drain, drill_of_stream, export, feed_file, import_stream,
+    integrity_of_stream, tar_add_bytes, write_replacing)
 
-FORMAT = 1
+# 2: the restore drill's record (check.json's rows, end.json). A set of format 1 restores and is drilled
+# for its integrity; a role that reads only 1 refuses a set of 2 by its number, before anything changes.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 SET_NAME = "lernmanager.tar"  # the file name of the stream in the restic snapshot
 INSTANCE_PARTS = ("uploads", "reports")
 CONFIG_FILES = ("secret_key", "lernmanager.env", "admin_password", "adopted.env")
@@ -49,6 +54,7 @@ CONFIG_FILES = ("secret_key", "lernmanager.env", "admin_password", "adopted.env"
 RESTORED_CONFIG = ("secret_key", "admin_password", "adopted.env")
 SMALL = 1 << 20  # set.json, check.json, the record, config files: never more
 CHUNK = 1 << 20
+END_MEMBER = "end.json"
 
 
 # --- as the service user ------------------------------------------------------------------------
@@ -221,6 +227,7 @@ def write_set(out, user, database, instance_dir, config_dir, live_state, host):
                                read=lambda stream: relay_instance(stream, tar, INSTANCE_PARTS, totals))
         except LernmanagerError as error:
             raise LernmanagerError(f"reading the uploads and reports as {user.name} failed: {error}") from None
+        tar_add_bytes(tar, END_MEMBER, json.dumps(totals, sort_keys=True).encode())
     return {"release": release, "integrity": check.get("integrity"), "tables": check.get("tables"),
             "files": totals["files"], "file_bytes": totals["bytes"], "skipped": skipped,
             "anomalies": [str(anomaly) for anomaly in check.get("anomalies", [])]}
@@ -295,8 +302,10 @@ def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, r
         while member is not None and not member.name.startswith("instance/"):
             if member.name == "set.json":
                 header = json.loads(_small(tar, member))
-                if header.get("format") != FORMAT:
-                    raise LernmanagerError(f"a set of format {header.get('format')!r}; this role reads {FORMAT}")
+                if header.get("format") not in READABLE_FORMATS:
+                    raise LernmanagerError(f"a set of format {header.get('format')!r}; this role reads "
+                                           f"{' and '.join(map(str, READABLE_FORMATS))}: restore it with the "
+                                           "collection's version that made it, or a newer one")
             elif header is None:
                 raise LernmanagerError("not a Lernmanager backup set (no set.json first)")
             elif member.name == f"data/{header['database']}" and member.isfile():
@@ -310,6 +319,8 @@ def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, r
                 config[member.name[len("config/"):]] = _small(tar, member)
             elif member.name == "live.json":
                 live = json.loads(_small(tar, member))
+            elif member.name == END_MEMBER:  # a set without instance files
+                _small(tar, member)
             else:
                 raise LernmanagerError(f"refused member {member.name!r} in the set")
             member = tar.next()
@@ -336,6 +347,10 @@ def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, r
             current = member
             with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:
                 while current is not None:
+                    if current.name == END_MEMBER:
+                        _small(tar, current)
+                        current = tar.next()
+                        continue
                     if not current.name.startswith("instance/"):
                         raise LernmanagerError(f"refused member {current.name!r} after the instance files")
                     name = checked_instance_name(current.name[len("instance/"):], INSTANCE_PARTS)
@@ -348,3 +363,67 @@ def restore_set(stream, user, database, instance_dir, config_dir, staging_dir, r
     return {"host": header["host"], "release": (live or {}).get("release") or header.get("release"),
             "config": sorted(name for name in RESTORED_CONFIG if name in config), "files": totals["files"],
             "file_bytes": totals["bytes"], "migrations_record": record is not None}
+
+
+# --- the restore drill: as root ------------------------------------------------------------------
+
+def counted(found):
+    """The service user's answer about its copy, as root takes it: a verdict of at most 200
+    characters and rows that are numbers under names that print (a hostile answer is a failed drill)."""
+    try:
+        rows = {str(name)[:100]: int(count) for name, count in dict(found["rows"]).items()}
+        return {"integrity": str(found["integrity"])[:200], "rows": rows}
+    except (KeyError, TypeError, ValueError):
+        return {"integrity": "the copy's check did not answer in numbers", "rows": {}}
+
+
+def drill_set(stream, user, data_dir):
+    """Read a whole set back the way a restore would (the stream restic dumps from the repository)
+    and say whether it would restore: its database copied into data/ as the service user, opened,
+    integrity-checked and its rows counted per table (snapshot.drill_of_stream), compared with the
+    rows the set recorded when it was made; every upload and report read to its end and counted
+    against end.json. Nothing on the host changes. Returns {problems: [...], ...}."""
+    problems, recorded, found = [], None, None
+    header, end, files, file_bytes = None, None, 0, 0
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if header is None:
+                if member.name != "set.json":
+                    raise LernmanagerError("not a Lernmanager backup set (no set.json first)")
+                header = json.loads(_small(tar, member))
+            elif member.name == f"data/{CHECK_MEMBER}":
+                recorded = json.loads(_small(tar, member))
+                if "rows" in recorded:
+                    recorded["rows"] = counted({"integrity": "", "rows": recorded["rows"]})["rows"]
+            elif member.name == f"data/{header.get('database')}" and member.isfile() and found is None:
+                source = tar.extractfile(member)
+                found = counted(user.run(drill_of_stream, data_dir,
+                                         feed=lambda writer, source=source: shutil.copyfileobj(source, writer, CHUNK)))
+            elif member.name == END_MEMBER:
+                end = json.loads(_small(tar, member))
+            elif member.name.startswith("instance/"):
+                checked_instance_name(member.name[len("instance/"):], INSTANCE_PARTS)
+                if member.isfile():
+                    source = tar.extractfile(member)
+                    while source.read(CHUNK):  # to its end: restic checks each chunk's hash as it gives it
+                        pass
+                    files, file_bytes = files + 1, file_bytes + member.size
+            elif member.isfile():
+                _small(tar, member)
+    drain(stream)
+    if found is None:
+        problems.append("the set holds no database")
+    elif found["integrity"] != "ok":
+        problems.append(f"its database fails integrity_check: {found['integrity'][:200]}")
+    elif recorded is not None and "rows" in recorded and found["rows"] != recorded["rows"]:
+        differ = sorted(name for name in set(found["rows"]) | set(recorded["rows"])
+                        if found["rows"].get(name) != recorded["rows"].get(name))
+        problems.append(f"the rows of {len(differ)} tables differ from what the set recorded: "
+                        + ", ".join(f"{name} {recorded['rows'].get(name, '-')} -> {found['rows'].get(name, '-')}"
+                                    for name in differ[:5]))
+    if end is not None and (end.get("files"), end.get("bytes")) != (files, file_bytes):
+        problems.append(f"the set recorded {end.get('files')} files ({end.get('bytes')} bytes) of uploads and "
+                        f"reports, and holds {files} ({file_bytes} bytes)")
+    rows = (found or {}).get("rows") or {}
+    return {"problems": problems, "tables": len(rows), "rows": sum(rows.values()), "files": files,
+            "file_bytes": file_bytes, "compared": {"rows": bool(recorded and "rows" in recorded), "files": end is not None}}

@@ -78,6 +78,33 @@ def newest_backup(settings_path):
         return {"error": str(error)}
 
 
+def kept_verdict(settings_path, name):
+    """What the backup script kept in its state directory: drill.json (the last restore drill),
+    care.json (the last database care); None before the first."""
+    try:
+        settings = restic.load_settings(settings_path)
+        with open(os.path.join(settings.get("state_dir", ""), name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (LernmanagerError, OSError, ValueError):
+        return None
+
+
+def database(settings_path):
+    """The live database's and its WAL's size (root only stats them: it never opens the service's
+    files), with the last care run; None without backup settings."""
+    try:
+        path = restic.load_settings(settings_path)["database"]
+    except (LernmanagerError, OSError, ValueError, KeyError):
+        return None
+    sizes = {}
+    for name, suffix in (("bytes", ""), ("wal_bytes", "-wal")):
+        try:
+            sizes[name] = os.lstat(path + suffix).st_size
+        except OSError:
+            sizes[name] = None if not suffix else 0
+    return {**sizes, "care": kept_verdict(settings_path, "care.json")}
+
+
 def certificate(path):
     result = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", path],
                             capture_output=True, text=True, check=False)
@@ -168,6 +195,8 @@ def collect(params):
               "planted": planted_in(os.path.join(root, "shared", "data"))}
     if params.get("backup_settings"):
         status["backup"] = newest_backup(params["backup_settings"])
+        status["drill"] = kept_verdict(params["backup_settings"], "drill.json")
+        status["database"] = database(params["backup_settings"])
     if params.get("certificate"):
         status["certificate"] = certificate(params["certificate"])
     if params.get("notify_state"):
@@ -214,6 +243,16 @@ def judge(status, limits, details=True):
     elif backup and backup["age_seconds"] > limits["max_backup_age_days"] * 86400:
         problems.append(f"the newest backup is {age(backup['age_seconds'])} old "
                         f"(more than {limits['max_backup_age_days']} d)")
+    drill = status.get("drill")
+    if drill and not drill.get("ok"):
+        problems.append(f"the restore drill of {utc_iso(drill['time'])} failed (set {drill.get('snapshot') or '-'}): "
+                        + ("; ".join(drill.get("problems") or []) if details
+                           else "the set would not restore as it was made (journalctl -u '*-restore-drill' tells why)"))
+    care = (status.get("database") or {}).get("care")
+    if care and not care.get("ok"):
+        problems.append(f"the database care of {utc_iso(care['time'])} found the database damaged (quick_check: "
+                        + (f"{care.get('quick_check', '')[:200]}" if details else "not ok")
+                        + "): restore the newest good set")
     cert = status.get("certificate")
     if cert and "error" in cert:
         problems.append(cert["error"])
@@ -265,6 +304,20 @@ def one_line(status):
         backup = status["backup"]
         parts.append("backup none" if backup is None else "backup ?" if "error" in backup
                      else f"backup {age(backup['age_seconds'])} ago")
+    if status.get("drill"):
+        drill = status["drill"]
+        parts.append(f"drill {age(int(time.time()) - drill['time'])} ago: " + ("ok" if drill.get("ok") else "FAILED"))
+    db = status.get("database")
+    if db and db.get("bytes") is not None:
+        text = f"database {db['bytes'] >> 20} MiB + WAL {db['wal_bytes'] >> 20} MiB"
+        care = db.get("care")
+        if care:
+            before = care.get("before") or {}
+            free = round(100 * before["free_pages"] / before["pages"]) if before.get("pages") else 0
+            text += (f", care {age(int(time.time()) - care['time'])} ago: "
+                     + (("vacuumed" if care.get("vacuumed") else "ok") + f" ({free} % free pages before)"
+                        if care.get("ok") else "FAILED"))
+        parts.append(text)
     if status.get("certificate"):
         cert = status["certificate"]
         parts.append("cert ?" if "error" in cert else f"cert {cert['days_left']} d")

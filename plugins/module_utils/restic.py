@@ -102,7 +102,29 @@ def restore_from_dump(settings, snapshot, path, consume):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         result = consume(dump.stdout)
+    except Exception as failure:
+        # A stream that ended early is most often restic's failure (a pack missing or damaged in
+        # the repository): its own words then, not the tar reader's.
+        try:
+            code = dump.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code:
+            raise LernmanagerError(f"restic dump failed: {dump.stderr.read().decode(errors='replace')[-1500:]}") from failure
+        stop(dump)
+        raise
     except BaseException:
+        stop(dump)
+        raise
+    error = dump.stderr.read().decode(errors="replace")
+    if dump.wait() != 0:
+        raise LernmanagerError(f"restic dump failed: {error[-1500:]}")
+    return result
+
+
+def stop(dump):
+    """End a restic dump still running."""
+    if dump.poll() is None:
         # SIGTERM, not SIGKILL: restic then removes its lock from the repository, which the next
         # backup's forget (it needs the repository alone) would otherwise stop at.
         dump.terminate()
@@ -111,8 +133,3 @@ def restore_from_dump(settings, snapshot, path, consume):
         except subprocess.TimeoutExpired:
             dump.kill()
             dump.wait()
-        raise
-    error = dump.stderr.read().decode(errors="replace")
-    if dump.wait() != 0:
-        raise LernmanagerError(f"restic dump failed: {error[-1500:]}")
-    return result

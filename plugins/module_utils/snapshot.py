@@ -37,6 +37,33 @@ def integrity_check(path):
     return result, tables
 
 
+def table_rows(path):
+    """{table: rows} of every table: what a restore drill compares its copy with."""
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {name: db.execute('SELECT count(*) FROM "%s"' % name.replace('"', '""')).fetchone()[0] for name in names}
+    finally:
+        db.close()
+
+
+def drill_of_stream(data_dir, stdin, **_):
+    """As the service user: a restore drill's copy of a set's database (fed on stdin) opened the way
+    the app would open it: its integrity_check and the rows of every table. The scratch copy lies
+    in data/ (the disk the database lives on, not a tmpfs in memory) and is gone when this returns."""
+    handle, copy = tempfile.mkstemp(prefix=".drill-", suffix=".db", dir=data_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            shutil.copyfileobj(stdin, out, 1024 * 1024)
+        try:
+            result, _tables = integrity_check(copy)
+        except sqlite3.DatabaseError as error:  # not a database at all
+            result = str(error)
+        return {"integrity": result, "rows": table_rows(copy) if result == "ok" else {}}
+    finally:
+        os.unlink(copy)
+
+
 def integrity_of_stream(data_dir, stdin, **_):
     """As the service user: the integrity_check of a database fed on stdin (root's copy of bytes
     the service once made or a repository gave back: root never lets SQLite parse them itself).
@@ -138,7 +165,8 @@ def export(database, stdout, planted_record_ok=False, **_):
         if result != "ok":
             raise LernmanagerError(f"integrity_check of the snapshot failed: {result}")
         with tarfile.open(fileobj=stdout, mode="w|") as tar:
-            check.update(integrity=result, tables=tables)
+            # The rows of every table, for the restore drill (backup_set.drill_set) to compare with.
+            check.update(integrity=result, tables=tables, rows=table_rows(temp))
             tar_add_bytes(tar, CHECK_MEMBER, json.dumps(check).encode())
             tar.add(temp, arcname=DATABASE_MEMBER)
             if record is not None:

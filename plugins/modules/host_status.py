@@ -13,7 +13,8 @@ short_description: Report how a Lernmanager host is doing, and what needs an adm
 description:
   - Reads the release that serves and since when (the role's C(live.json), written after each
     health-checked start), the C(previous) release, the answer of C(/login) through nginx, the
-    service unit's state, memory and restarts, the newest snapshot of the backup set, the days
+    service unit's state, memory and restarts, the newest snapshot of the backup set, the last
+    restore drill's verdict, the database's and its WAL's size with the last database care, the days
     until the site's certificate expires, the free space of the file systems of O(disks) and the
     host's available memory, a pending reboot (C(/run/reboot-required)), the links and special files
     planted in the app's data directory, the daily self-check's last verdict and an alert that could
@@ -136,6 +137,19 @@ backup:
   description: >-
     The newest snapshot (C(id), C(time), C(age_seconds), C(release)), null when there is none;
     C(error) instead when the repository could not be read.
+  type: dict
+  returned: when O(backup_settings) is given
+drill:
+  description: >-
+    The last restore drill (C(time) as seconds since the epoch, C(snapshot), C(ok), C(problems), C(tables),
+    C(rows), C(files), C(seconds)), null before the first; a failed one is a problem.
+  type: dict
+  returned: when O(backup_settings) is given
+database:
+  description: >-
+    The live database's C(bytes) and C(wal_bytes) (root only stats the files), and C(care), the last database
+    care (C(time), C(ok), C(quick_check), C(vacuumed), C(before) and C(after) with C(bytes), C(pages),
+    C(free_pages) and C(wal_bytes), C(snapshot) when a set was taken before a VACUUM), null before the first.
   type: dict
   returned: when O(backup_settings) is given
 certificate:

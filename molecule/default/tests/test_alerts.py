@@ -2,10 +2,12 @@
 started on each host's loopback before its backups: lm-default-debian13 sends to it
 (lernmanager_ping_url, lernmanager_alert_webhook in molecule.yml), lm-default-debian12 has neither
 and must send nothing. What the side effect's backups sent (three good runs, one failed) is read
-first; then a failing job, a job with nothing to do, and the daily self-check.
+first; then a failing job, a job with nothing to do, the restore drill on a good repository and on
+one with a damaged pack, and the daily self-check.
 
-Changes the hosts: the test jobs and the self-check run; the planted link in data/ is moved aside
-and back; the sink is stopped for a moment."""
+Changes the hosts: the test jobs, the drill and the self-check run; a pack of the repository is
+damaged and put back; the planted link in data/ is moved aside and back; the sink is stopped for a
+moment."""
 
 import json
 import time
@@ -17,6 +19,8 @@ from lm_testlib import ROOT, run_module_on_host
 SINK_LOG = "/root/lm-sink.jsonl"
 PING = "/ping/lm-test"
 PLANTED_LINK = f"{ROOT}/shared/data/mbi_tracker.db.backup_link"
+REPOSITORY = "/var/backups/lernmanager/restic"
+DRILL = "lernmanager-restore-drill.service"
 
 
 @pytest.fixture
@@ -78,6 +82,55 @@ def test_a_failed_job_alerts_once_and_one_with_nothing_to_do_succeeds_silently(h
     assert host.check_output("systemctl show -P ExecMainExitTimestampMonotonic "
                              "lernmanager-alert@lernmanager-job-empty-week.service.service") == "0"
     assert len(received(host)) == before
+
+
+def drill_verdict(host):
+    return json.loads(host.file("/var/lib/lernmanager-backup/drill.json").content_string)
+
+
+# On the host: ten bytes of the repository's largest data pack changed (a disk's or a storage box's
+# damage), the pack kept at /root/lm-pack so that it can be put back.
+DAMAGE_A_PACK = f"""
+import glob, os, shutil
+pack = max(glob.glob("{REPOSITORY}/data/*/*"), key=os.path.getsize)
+shutil.copy2(pack, "/root/lm-pack")
+open("/root/lm-pack.path", "w").write(pack)
+with open(pack, "r+b") as handle:
+    handle.seek(100)
+    handle.write(b"XXXXXXXXXX")
+"""
+
+
+def test_the_restore_drill_passes_silently_then_fails_and_alerts_once_when_a_pack_is_damaged(host, sends):
+    assert host.check_output("systemctl show -P NextElapseUSecRealtime lernmanager-restore-drill.timer"), "scheduled"
+    before = len(received(host))
+    host.run(f"systemctl start {DRILL}")
+    assert host.check_output(f"systemctl show -P Result {DRILL}") == "success", host.check_output(f"journalctl -u {DRILL} -o cat -n 5")
+    good = drill_verdict(host)
+    latest = json.loads(host.check_output("lernmanager-backup latest"))
+    assert (good["ok"], good["snapshot"], good["compared"]) == (True, latest["id"], {"rows": True, "files": True}), good
+    assert good["tables"] >= 3 and good["rows"] > 0 and good["files"] >= 1, good
+    assert host.check_output(f"find {ROOT}/shared/data -name '.drill-*'") == "", "the scratch copy is gone"
+    assert len(received(host)) == before, "a good drill sends nothing (the self-check is the heartbeat)"
+
+    host.check_output("python3 -c %s", DAMAGE_A_PACK)
+    try:
+        failed = run_and_wait_for(host, DRILL, f"lernmanager-alert@{DRILL}.service")
+    finally:
+        host.check_output('cp -p /root/lm-pack "$(cat /root/lm-pack.path)"')
+    assert host.check_output(f"systemctl show -P Result {DRILL}") == "exit-code"
+    verdict = drill_verdict(host)
+    assert not verdict["ok"] and verdict["problems"][0].startswith("the set could not be read back: restic dump failed: ") \
+        and "ciphertext verification failed" in verdict["problems"][0], verdict
+    expected = [("POST", PING + "/fail", f"lm-default-debian13: {DRILL} failed (exit-code, status 1)")]
+    assert [(r["method"], r["path"], r["body"]) for r in failed if r["path"] != "/hook"] == (expected if sends else [])
+    assert len([r for r in failed if r["path"] == "/hook"]) == (1 if sends else 0)
+    status = run_module_on_host("host_status", json.loads(host.file("/etc/lernmanager/notify.json").content_string)["check"],
+                                on=host.backend.get_hostname())
+    assert [p for p in status["problems"] if p.startswith("the restore drill of ")], status["problems"]
+
+    host.run(f"systemctl start {DRILL}")  # the repository whole again: the drill passes (status reads it after)
+    assert drill_verdict(host)["ok"], drill_verdict(host)
 
 
 def test_the_self_check_alerts_about_the_planted_link_without_its_name_then_pings_once_healthy(host, sends):

@@ -48,7 +48,9 @@ def test_status_says_in_one_line_what_serves_and_how_it_is_doing(host, name):
     line = status_lines(run.stdout)[name]
     previous = host.check_output(f"readlink {ROOT}/previous").rsplit("/", 1)[-1]
     expected = (rf"{name}\s+ok\s+live {re.escape(release_of(host))} \(\d+ (s|min|h)\), previous {re.escape(previous)}, "
-                r"/login 200, (\d+ MiB|memory \?), \d+ restarts, backup \d+ (s|min) ago, free / \d+ %, "
+                r"/login 200, (\d+ MiB|memory \?), \d+ restarts, backup \d+ (s|min) ago, drill \d+ (s|min) ago: ok, "
+                r"database \d+ MiB \+ WAL \d+ MiB, care \d+ (s|min) ago: vacuumed \(\d+ % free pages before\), "
+                r"free / \d+ %, "
                 r"memory \d+ % available, logs \d+ MiB, no drift, self-check \d+ (s|min) ago: (ok|1 problem)")
     assert re.match(expected, line), line
     # A freshly deployed, backed-up host needs nothing but a look at the link the side effect

@@ -7,6 +7,14 @@ runs `run`). The role installs this file as /usr/local/sbin/lernmanager-backup, 
              then the retention policy; once a week also prune and a check that reads a subset;
              it waits while a run of the playbooks holds the host lock (--lock-held: the caller is one);
              --before-restore (restore.yml): tagged lernmanager-before-restore, no retention, no check
+  drill      the restore drill (lernmanager-restore-drill.service, weekly): the newest set read back
+             from the repository as a restore would, its database opened and checked as the service
+             user in a scratch copy, compared with what the set recorded (backup_set.drill_set);
+             the verdict in <state directory>/drill.json for status and the self-check
+  care       the database care (lernmanager-database-care.service, monthly; module_utils/database_care.py):
+             quick_check, PRAGMA optimize, a checkpoint that truncates the WAL, and VACUUM when a
+             fifth of the pages are free and the disk has room, after a backup set of the data as
+             it was; the result in <state directory>/care.json for status
   init       create the repository unless it exists; fail clearly when the password does not open it
   check-password -  fail unless the password on stdin opens the repository (or there is none yet)
   latest     the newest snapshot of this host as JSON (for playbooks/backup.yml)
@@ -19,16 +27,19 @@ own module_utils inside this script (bundled_module_utils.py), so the scheduled 
 modules share one way of acting as the service user and one backup set.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
-from ansible_collections.lernmanager.deploy.plugins.module_utils import restic
-from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import SET_NAME, read_root_file, write_set
+from ansible_collections.lernmanager.deploy.plugins.module_utils import database_care, restic
+from ansible_collections.lernmanager.deploy.plugins.module_utils.backup_set import SET_NAME, drill_set, read_root_file, write_set
 from ansible_collections.lernmanager.deploy.plugins.module_utils.service_user import LernmanagerError, ServiceUser
 
 CONFIG = os.environ.get("LERNMANAGER_BACKUP_CONFIG", "/etc/lernmanager/backup/config.json")
@@ -51,6 +62,68 @@ def wait_for_deploy(config):
             log(f"waiting for the run holding {config['lock_file']} to end")
             announced = True
         time.sleep(5)
+
+
+@contextlib.contextmanager
+def one_at_a_time(state_dir):
+    """The backup and the restore drill of an instance never run beside each other (both read the
+    whole set; on one vCPU and 1 GB, one after the other): whichever comes second waits."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)  # a fresh host's restore runs before the unit ever did
+    with open(os.path.join(state_dir, "run.lock"), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def drill(config, state_dir):
+    """The restore drill of the newest set; its verdict kept in drill.json (root's, 0600). Returns
+    the verdict; a set that would not restore (or cannot be read) is a failed drill."""
+    started, verdict = time.monotonic(), {"time": int(time.time()), "snapshot": None}
+    try:
+        snapshot = latest(config)
+        if snapshot is None:
+            raise LernmanagerError("no backup set in the repository to drill")
+        verdict["snapshot"], verdict["taken"] = snapshot["id"], snapshot["time"]
+        data_dir = os.path.dirname(config["database"])
+        verdict.update(restic.restore_from_dump(config, snapshot["id"], "/" + SET_NAME,
+                                                lambda stream: drill_set(stream, ServiceUser(config["user"]), data_dir)))
+    except (LernmanagerError, OSError, ValueError, tarfile.TarError) as error:
+        # restic's last line says what failed (the lines before it are its retries).
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        said = lines[0] if len(lines) == 1 else f"{lines[0].split(':', 1)[0]}: {lines[-1]}"
+        verdict["problems"] = [f"the set could not be read back: {said[:500]}"]
+    verdict["seconds"] = round(time.monotonic() - started, 1)
+    verdict["ok"] = not verdict["problems"]
+    write_state(state_dir, "drill.json", verdict)
+    return verdict
+
+
+def care(config, state_dir):
+    """The database care run; its result kept in care.json (root's, 0600). VACUUM rewrites every page
+    of the database: the set taken just before it is the way back should anything go wrong."""
+    user, started = ServiceUser(config["user"]), time.monotonic()
+    result = {"time": int(time.time())}
+    before = database_care.taken(user.run(database_care.pages, config["database"]))
+    usage = os.statvfs(os.path.dirname(config["database"]))
+    vacuum = database_care.should_vacuum(before, usage.f_bavail * usage.f_frsize)
+    result["before"] = before
+    if vacuum:
+        summary = backup(config)
+        result["snapshot"] = summary["snapshot"]
+        log(f"backup set {summary['snapshot']} taken before the VACUUM")
+    result.update(database_care.taken(user.run(database_care.care, config["database"], vacuum)))
+    result["after"] = database_care.taken(user.run(database_care.pages, config["database"]))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    result["ok"] = result["quick_check"] == "ok"
+    write_state(state_dir, "care.json", result)
+    return result
+
+
+def write_state(state_dir, name, value):
+    """A verdict for status and the self-check: root's alone, never half-written."""
+    path = os.path.join(state_dir, name)
+    with open(os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        json.dump(value, handle, sort_keys=True)
+    os.replace(path + ".new", path)
 
 
 def backup(config, tag=restic.TAG):
@@ -191,10 +264,42 @@ def on_failure(config):
     return subprocess.run(["/bin/sh", "-c", config["on_failure"]], env=env, check=False).returncode
 
 
+def run(config, command, before_restore, state_dir):
+    """A backup set (`run`, `run-and-check`); the exit status."""
+    started = time.monotonic()
+    if before_restore:
+        # restore.yml's set of the data it is about to overwrite: a tag of its own, so that
+        # neither retention nor `latest` ever picks it, and no forget: that could drop the
+        # set being restored (one of the same day, say) between finding it and reading it.
+        summary = backup(config, tag=restic.TAG_BEFORE_RESTORE)
+        summary["checked"] = False
+    else:
+        summary = backup(config)
+        keep(config)
+        summary["checked"] = weekly_check(config, state_dir, force=command == "run-and-check")
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    log(json.dumps(summary, sort_keys=True))
+    if summary["skipped"]:
+        log(f"left out {summary['skipped']} links, special or sparse files or names with a line break in "
+            "the uploads and reports (the app makes none: look at who did)")
+    if summary["anomalies"]:
+        # The set is saved; the run still fails, so that the unit's state, the admin's
+        # on-failure command and the status show it.
+        for anomaly in summary["anomalies"]:
+            log(f"ANOMALY: {anomaly}; the app's account may have been misused. The set was saved "
+                "without the migration record (a restore refuses it); deploy with "
+                "-e lernmanager_quarantine_planted=true to move the planted entry aside")
+        if not before_restore:
+            return 2
+    return 0
+
+
 def main(argv):
     config = restic.load_settings(CONFIG)
     os.environ.update(config["environment"])
     command = argv[1] if len(argv) > 1 else "run"
+    # The backup unit's StateDirectory= (the drill's unit shares it), also when run by hand.
+    state_dir = config.get("state_dir") or os.environ.get("STATE_DIRECTORY", "/var/lib/lernmanager-backup")
     try:
         if command == "restic":
             return subprocess.run(restic.command(config, *argv[2:]), check=False).returncode
@@ -207,38 +312,31 @@ def main(argv):
             log(init(config))
         elif command == "latest":
             print(json.dumps(latest(config)))
+        elif command == "drill":
+            wait_for_deploy(config)
+            with one_at_a_time(state_dir):
+                verdict = drill(config, state_dir)
+            log(json.dumps(verdict, sort_keys=True))
+            for problem in verdict["problems"]:
+                log(f"FAILED: {problem}")
+            return 0 if verdict["ok"] else 1
+        elif command == "care":
+            wait_for_deploy(config)
+            with one_at_a_time(state_dir):
+                result = care(config, state_dir)
+            log(json.dumps(result, sort_keys=True))
+            if not result["ok"]:
+                log(f"FAILED: quick_check of {config['database']}: {result['quick_check'][:500]}; nothing was changed. "
+                    "Restore the newest good set (playbooks/restore.yml)")
+            return 0 if result["ok"] else 1
         elif command in ("run", "run-and-check"):
             if "--lock-held" not in argv:  # restore.yml holds it, and backs up before it overwrites
                 wait_for_deploy(config)
-            started = time.monotonic()
-            if "--before-restore" in argv:
-                # restore.yml's set of the data it is about to overwrite: a tag of its own, so that
-                # neither retention nor `latest` ever picks it, and no forget: that could drop the
-                # set being restored (one of the same day, say) between finding it and reading it.
-                summary = backup(config, tag=restic.TAG_BEFORE_RESTORE)
-                summary["checked"] = False
-            else:
-                summary = backup(config)
-                keep(config)
-                summary["checked"] = weekly_check(config, os.environ.get("STATE_DIRECTORY", "/var/lib/lernmanager-backup"),
-                                                  force=command == "run-and-check")
-            summary["seconds"] = round(time.monotonic() - started, 1)
-            log(json.dumps(summary, sort_keys=True))
-            if summary["skipped"]:
-                log(f"left out {summary['skipped']} links, special or sparse files or names with a line break in "
-                    "the uploads and reports (the app makes none: look at who did)")
-            if summary["anomalies"]:
-                # The set is saved; the run still fails, so that the unit's state, the admin's
-                # on-failure command and the status show it.
-                for anomaly in summary["anomalies"]:
-                    log(f"ANOMALY: {anomaly}; the app's account may have been misused. The set was saved "
-                        "without the migration record (a restore refuses it); deploy with "
-                        "-e lernmanager_quarantine_planted=true to move the planted entry aside")
-                if "--before-restore" not in argv:
-                    return 2
+            with one_at_a_time(state_dir):
+                return run(config, command, "--before-restore" in argv, state_dir)
         else:
-            raise LernmanagerError(f"unknown command {command!r}: run, run-and-check, init, latest, on-failure or restic")
-    except (LernmanagerError, OSError, subprocess.CalledProcessError) as error:
+            raise LernmanagerError(f"unknown command {command!r}: run, run-and-check, drill, care, init, latest, on-failure or restic")
+    except (LernmanagerError, OSError, ValueError, subprocess.CalledProcessError) as error:
         print(f"lernmanager-backup: {error}", file=sys.stderr)
         return 1
     return 0
