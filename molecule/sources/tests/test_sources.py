@@ -85,7 +85,8 @@ def test_new_code_alone_takes_the_code_lane_and_is_live(host, code_only):
     # Skipped: what the gate has just found as written, under unchanged inputs.
     for task in ("Install the packages the deployment needs", "Create the service user lernmanager",
                  "Create the directories of the layout", "Write the app's environment file",
-                 "Write the nginx site, its snippet, the catch-all and the log rotation", "Write the backup units",
+                 "Write the nginx site, its snippet, the catch-all and the log rotation",
+                 "Write the units of the backup, the restore drill and the database care",
                  "Recompile stale stdlib bytecode after every package upgrade"):
         assert outcome(output, task) == "skipping", task
     # Taken: the release, its own venv, the switch, and the jobs' units, which name the venv.
