@@ -8,6 +8,7 @@ on either side of the pipe."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -51,15 +52,22 @@ def drill_of_stream(data_dir, stdin, **_):
     """As the service user: a restore drill's copy of a set's database (fed on stdin) opened the way
     the app would open it: its integrity_check and the rows of every table. The scratch copy lies
     in data/ (the disk the database lives on, not a tmpfs in memory) and is gone when this returns."""
-    handle, copy = tempfile.mkstemp(prefix=".drill-", suffix=".db", dir=data_dir)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            shutil.copyfileobj(stdin, out, 1024 * 1024)
+    with copy_of_stream(data_dir, stdin, ".drill-") as copy:
         try:
             result, _tables = integrity_check(copy)
         except sqlite3.DatabaseError as error:  # not a database at all
             result = str(error)
         return {"integrity": result, "rows": table_rows(copy) if result == "ok" else {}}
+
+
+@contextlib.contextmanager
+def copy_of_stream(data_dir, stdin, prefix):
+    """As the service user: the bytes on stdin in a file of its own in data_dir, removed after."""
+    handle, copy = tempfile.mkstemp(prefix=prefix, suffix=".db", dir=data_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            shutil.copyfileobj(stdin, out, 1024 * 1024)
+        yield copy
     finally:
         os.unlink(copy)
 
@@ -68,13 +76,8 @@ def integrity_of_stream(data_dir, stdin, **_):
     """As the service user: the integrity_check of a database fed on stdin (root's copy of bytes
     the service once made or a repository gave back: root never lets SQLite parse them itself).
     The copy lies beside the database it may replace, for the moment of the check."""
-    handle, copy = tempfile.mkstemp(prefix=".check-", suffix=".db", dir=data_dir)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            shutil.copyfileobj(stdin, out, 1024 * 1024)
+    with copy_of_stream(data_dir, stdin, ".check-") as copy:
         return integrity_check(copy)[0]
-    finally:
-        os.unlink(copy)
 
 
 def feed_file(path):

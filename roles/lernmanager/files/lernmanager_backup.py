@@ -66,8 +66,9 @@ def wait_for_deploy(config):
 
 @contextlib.contextmanager
 def one_at_a_time(state_dir):
-    """The backup and the restore drill of an instance never run beside each other (both read the
-    whole set; on one vCPU and 1 GB, one after the other): whichever comes second waits."""
+    """The backup, the restore drill and the database care of an instance never run beside each
+    other (the first two read the whole set, the care may take one; on one vCPU and 1 GB, one after
+    the other): whichever comes second waits."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)  # a fresh host's restore runs before the unit ever did
     with open(os.path.join(state_dir, "run.lock"), "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
